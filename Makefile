@@ -1,0 +1,37 @@
+# Two commands for a fresh machine with only Python 3.11:
+#   make demo   creates .venv, installs toydiff, trains, samples and writes outputs/
+#   make test   creates .venv if needed and runs every test
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format bench clean
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --prefix $(VENV) --name python3 > /dev/null
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/toydiff demo --out outputs
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check toydiff tests benchmarks
+	$(BIN)/ruff format --check toydiff tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format toydiff tests benchmarks
+	$(BIN)/ruff check --fix toydiff tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
+
+clean:
+	rm -rf $(VENV) outputs runs wandb .pytest_cache

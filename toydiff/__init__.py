@@ -1,0 +1,55 @@
+"""toydiff: denoising diffusion (DDPM, DDIM, DPM-Solver) end to end, small enough for a laptop CPU.
+
+The public names of the course live here (see README.md); each comes from the module named after
+its concept: data, schedule, forward, model, training, sampling, checkpoint, metrics, plotting.
+"""
+
+from toydiff.checkpoint import load_checkpoint, save_checkpoint
+from toydiff.data import (
+    GRADIENT_CLASSES,
+    denormalize_img,
+    gradient_images,
+    labelled_gradient_images,
+    normalize_img,
+)
+from toydiff.forward import noise_img, q_eq2, q_eq4, reconstruct
+from toydiff.metrics import corner_color_spread, fit_gradients, gradient_rms
+from toydiff.model import ToyDiffuser, ToyDiffuserConfig
+from toydiff.sampling import sample
+from toydiff.schedule import (
+    NoiseSchedule,
+    StepCoefficients,
+    cosine_variance_schedule,
+    step_coefficients,
+    variance_schedule,
+)
+from toydiff.timesteps import TimestepScheduler
+from toydiff.training import TrainConfig, train
+
+__all__ = [
+    "GRADIENT_CLASSES",
+    "NoiseSchedule",
+    "StepCoefficients",
+    "TimestepScheduler",
+    "ToyDiffuser",
+    "ToyDiffuserConfig",
+    "TrainConfig",
+    "corner_color_spread",
+    "cosine_variance_schedule",
+    "denormalize_img",
+    "fit_gradients",
+    "gradient_images",
+    "gradient_rms",
+    "labelled_gradient_images",
+    "load_checkpoint",
+    "noise_img",
+    "normalize_img",
+    "q_eq2",
+    "q_eq4",
+    "reconstruct",
+    "sample",
+    "save_checkpoint",
+    "step_coefficients",
+    "train",
+    "variance_schedule",
+]

@@ -1,0 +1,239 @@
+"""Algorithm 2 of the DDPM paper, and the pieces every sampler shares.
+
+The reverse step from timestep ``t`` to the previous timestep of the chain (DDPM Eq. 11 / Eq. 7):
+
+    mean = (x_t - beta_t / sqrt(1 - alpha_bar_t) * eps) / sqrt(alpha_t)            (eps form)
+         = coef_x0 * clip(x0_hat) + coef_xt * x_t                                   (x0 form)
+    x_prev = mean + sigma_t * z,   z ~ N(0, I),   no noise at the last step
+
+with ``sigma_t^2 = beta_tilde_t`` (default) or ``beta_t``. The coefficients come from
+:func:`toydiff.schedule.step_coefficients`, shared with DDIM and DPM-Solver.
+
+Random draws follow one order: ``x_T = randn(shape, generator)`` unless given, then one
+``randn(shape, generator)`` per step that adds noise, after that step's mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from toydiff.schedule import NoiseSchedule, StepCoefficients, step_coefficients
+from toydiff.timesteps import timestep_sequence
+from toydiff.validation import check_generator, check_positive_int
+
+VARIANCES = ("beta_tilde", "beta")
+
+#: ``eps_fn(x, t) -> eps``: the noise prediction for a whole batch at one timestep index.
+NoiseFn = Callable[[Tensor, int], Tensor]
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter or buffer (CPU for a model with neither)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def check_labels(model: nn.Module, y: Any, batch: int) -> Tensor | None:
+    """Validate class labels for ``model``: None, or a LongTensor ``(batch,)`` in ``[0, K]``."""
+    if y is None:
+        return None
+    num_classes = getattr(getattr(model, "config", None), "num_classes", None)
+    if num_classes is None:
+        raise ValueError("y (class labels) was given but the model is not class-conditional")
+    if not isinstance(y, Tensor) or y.is_floating_point() or y.shape != (batch,):
+        raise ValueError(f"y must be a LongTensor of class labels with shape ({batch},)")
+    if int(y.min()) < 0 or int(y.max()) > num_classes:
+        raise ValueError(f"y must hold labels in [0, {num_classes}] ({num_classes} is the null label)")
+    return y
+
+
+def noise_fn(model: nn.Module, y: Tensor | None = None) -> NoiseFn:
+    """Wrap ``model`` as ``eps_fn(x, t: int)``.
+
+    A model with a ``predict_at(x, t, y)`` fast path (``ToyDiffuser``) uses it; any other model is
+    called as ``model(x, t_batch)`` or ``model(x, t_batch, y)`` with ``t_batch`` a LongTensor ``(B,)``.
+    """
+    if hasattr(model, "predict_at"):
+        return lambda x, t: model.predict_at(x, t, y)
+
+    def call(x: Tensor, t: int) -> Tensor:
+        t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        return model(x, t_batch) if y is None else model(x, t_batch, y)
+
+    return call
+
+
+def initial_noise(
+    shape: Sequence[int],
+    x_T: Tensor | None,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> Tensor:
+    """``x_T``: a copy of the given tensor (checked against ``shape``), else ``randn(shape)``."""
+    check_generator(generator)
+    if x_T is None:
+        return torch.randn(tuple(shape), generator=generator, device=device)
+    if not isinstance(x_T, Tensor) or not x_T.is_floating_point():
+        raise TypeError("x_T must be a floating-point tensor")
+    if tuple(x_T.shape) != tuple(shape):
+        raise ValueError(f"x_T must have shape {tuple(shape)}, got {tuple(x_T.shape)}")
+    return x_T.to(device=device, dtype=torch.float32, copy=True)
+
+
+def check_variance(variance: str) -> str:
+    if variance not in VARIANCES:
+        raise ValueError(f"variance must be one of {VARIANCES}, got {variance!r}")
+    return variance
+
+
+class Progress:
+    """A tqdm bar plus the ``progress_callback(fraction)`` hook, advanced once per step."""
+
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        progress: bool,
+        callback: Callable[[float], Any] | None,
+    ) -> None:
+        if callback is not None and not callable(callback):
+            raise TypeError("progress_callback must be callable, taking a float in [0, 1]")
+        self.bar = tqdm(total=total, desc=desc, disable=not progress, leave=False)
+        self.total = total
+        self.callback = callback
+        self.done = 0
+
+    def step(self) -> None:
+        self.done += 1
+        self.bar.update(1)
+        if self.callback is not None:
+            self.callback(self.done / self.total)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def ddpm_loop(
+    eps_fn: NoiseFn,
+    x: Tensor,
+    coeffs: StepCoefficients,
+    *,
+    variance: str = "beta_tilde",
+    clip_denoised: bool = False,
+    generator: torch.Generator | None = None,
+    keep: Callable[[Tensor], None] | None = None,
+    progress: Progress | None = None,
+) -> Tensor:
+    """Run the DDPM reverse chain over ``coeffs`` from ``x = x_T`` (updated in place).
+
+    One implementation serves Algorithm 2 (all T steps) and respaced DDPM (a sub-sequence with
+    ``beta'_t = 1 - alpha_bar_t / alpha_bar_prev``). ``keep(x)`` is called after every step.
+    """
+    check_variance(variance)
+    var = coeffs.posterior_variance if variance == "beta_tilde" else coeffs.beta
+    # Python floats, computed once: no tensor indexing inside the loop.
+    rows = zip(
+        coeffs.timesteps.tolist(),
+        coeffs.recip_sqrt_alpha.tolist(),
+        coeffs.eps_coef.tolist(),
+        coeffs.sqrt_alpha_bar.tolist(),
+        coeffs.sqrt_one_minus_alpha_bar.tolist(),
+        coeffs.posterior_coef_x0.tolist(),
+        coeffs.posterior_coef_xt.tolist(),
+        var.sqrt().tolist(),
+        strict=True,
+    )
+    last = len(coeffs) - 1
+    z = torch.empty_like(x)
+    for i, (t, recip_sqrt_a, eps_c, sqrt_ab, sqrt_1mab, c_x0, c_xt, sigma) in enumerate(rows):
+        eps = eps_fn(x, t)
+        if clip_denoised:
+            x0 = (x - sqrt_1mab * eps).div_(sqrt_ab).clamp_(-1, 1)
+            x.mul_(c_xt).add_(x0, alpha=c_x0)
+        else:
+            x.add_(eps, alpha=-eps_c).mul_(recip_sqrt_a)
+        if i < last:  # Algorithm 2: z = 0 at the last step
+            x.add_(torch.randn(x.shape, generator=generator, device=x.device, out=z), alpha=sigma)
+        if keep is not None:
+            keep(x)
+        if progress is not None:
+            progress.step()
+    return x
+
+
+def resolve_schedule(model: nn.Module, schedule: NoiseSchedule | None) -> NoiseSchedule:
+    if schedule is None:
+        schedule = getattr(model, "noise_schedule", None)
+        if schedule is None:
+            raise ValueError(
+                "no schedule: pass schedule=..., or train the model first (train() attaches "
+                "model.noise_schedule)"
+            )
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    return schedule
+
+
+@torch.no_grad()
+def sample(
+    model: nn.Module,
+    n_samples: int,
+    return_all_steps: bool = False,
+    *,
+    schedule: NoiseSchedule | None = None,
+    variance: str = "beta_tilde",
+    clip_denoised: bool = False,
+    num_steps: int | None = None,
+    spacing: str = "uniform",
+    y: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    x_T: Tensor | None = None,
+    progress: bool = True,
+    progress_callback: Callable[[float], Any] | None = None,
+) -> Tensor | list[Tensor]:
+    """Algorithm 2 of the DDPM paper: ``n_samples`` images ``(n, C, H, W)`` in model space.
+
+    ``sigma_t = sqrt(beta_tilde_t)`` by default (``variance="beta"`` for ``sqrt(beta_t)``), no noise
+    at the last step, no clipping unless ``clip_denoised`` (then the x0-form posterior mean, Eq. 7,
+    with the predicted x0 clamped to [-1, 1]). ``num_steps < T`` runs DDPM on the ``spacing``
+    sub-sequence with respaced betas. With ``return_all_steps`` the result is the list
+    ``[x_T, ..., x_0]`` (on the CPU) instead of ``x_0``.
+    """
+    check_positive_int(n_samples, "n_samples")
+    schedule = resolve_schedule(model, schedule)
+    img_shape = getattr(model, "img_shape", None)
+    if img_shape is None:
+        raise ValueError("model has no img_shape; use DDPMSampler(...).sample(shape) instead")
+    device = model_device(model)
+    shape = (n_samples, *img_shape)
+    y = check_labels(model, y, n_samples)
+    timesteps = timestep_sequence(
+        len(schedule), num_steps, spacing, alphas_cumprod=schedule.alpha_bars
+    )
+    coeffs = step_coefficients(schedule, timesteps)
+    was_training = model.training
+    model.eval()
+    x = initial_noise(shape, x_T, generator, device)
+    steps: list[Tensor] = [x.cpu().clone()] if return_all_steps else []
+    bar = Progress(len(coeffs), "DDPM", progress, progress_callback)
+    try:
+        x = ddpm_loop(
+            noise_fn(model, y),
+            x,
+            coeffs,
+            variance=variance,
+            clip_denoised=clip_denoised,
+            generator=generator,
+            keep=(lambda x: steps.append(x.cpu().clone())) if return_all_steps else None,
+            progress=bar,
+        )
+    finally:
+        bar.close()
+        model.train(was_training)
+    return steps if return_all_steps else x

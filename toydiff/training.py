@@ -1,0 +1,378 @@
+"""Algorithm 1 of the DDPM paper: learn to predict the noise that Eq. 4 added.
+
+    repeat:  x_0 ~ data,  t ~ Uniform{0, ..., T-1},  eps ~ N(0, I)
+             take a gradient step on || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2
+
+The loop is built for speed on a CPU: the training tensors stay in memory, each epoch draws its
+permutation, timesteps and noise in one go and noises the whole epoch with one vectorized Eq. 4,
+then the steps slice it (no DataLoader). Losses stay on the device and are read only when logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import TensorDataset
+from tqdm.auto import tqdm
+
+from toydiff.checkpoint import read_checkpoint, save_checkpoint
+from toydiff.forward import reconstruct
+from toydiff.model import ToyDiffuser
+from toydiff.sampling import sample
+from toydiff.schedule import SCHEDULE_KINDS, NoiseSchedule, extract
+from toydiff.tracking import WANDB_MODES, RunLogger, resolve_wandb_mode, to_images
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`train`; the reference texts' dict keys are all accepted.
+
+    Logging: ``log_interval`` steps between train-loss records (the loss is read from the device only
+    then); ``img_log_interval`` steps between image logs (noised inputs, reconstructions, samples).
+    ``wandb_mode`` is ``"offline"`` (default), ``"online"`` (only if logged in) or ``"disabled"``;
+    the reference texts' ``enable_wandb`` maps to online/disabled when ``wandb_mode`` is None.
+    ``out_dir``: where the run folder (metrics.jsonl, loss_curve.png, wandb/) goes; None for none.
+    """
+
+    lr: float = 1e-3
+    epochs: int = 20
+    batch_size: int = 128
+    max_steps: int = 100
+    device: str = "cpu"
+    img_log_interval: int = 200
+    n_images_to_log: int = 3
+    enable_wandb: bool | None = None
+    wandb_mode: str | None = "offline"
+    wandb_project: str = "toydiff"
+    run_name: str | None = None
+    out_dir: str | None = "runs"
+    log_interval: int = 50
+    label_dropout: float = 0.1
+    schedule_kind: str = "linear"
+    min_noise: float = 1e-4
+    max_noise: float = 0.02
+    seed: int | None = 0
+    resume_from: str | None = None
+    checkpoint_path: str | None = None
+    progress: bool = True
+    # Keys of the reference texts' dict that describe the data and model rather than training;
+    # kept so that the whole dict is logged with the run.
+    image_shape: tuple[int, ...] | None = None
+    d_model: int | None = None
+    n_images: int | None = None
+    n_eval_images: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "max_steps", "img_log_interval", "log_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"config {name} must be a positive int, got {value!r}")
+        if isinstance(self.n_images_to_log, bool) or not isinstance(self.n_images_to_log, int):
+            raise ValueError(f"config n_images_to_log must be an int, got {self.n_images_to_log!r}")
+        if not (isinstance(self.lr, int | float) and self.lr > 0):
+            raise ValueError(f"config lr must be a positive number, got {self.lr!r}")
+        if not 0 <= self.label_dropout < 1:
+            raise ValueError(f"config label_dropout must lie in [0, 1), got {self.label_dropout}")
+        if self.schedule_kind not in SCHEDULE_KINDS:
+            raise ValueError(
+                f"config schedule_kind must be one of {SCHEDULE_KINDS}, got {self.schedule_kind!r}"
+            )
+        if self.wandb_mode is not None and self.wandb_mode not in WANDB_MODES:
+            raise ValueError(
+                f"config wandb_mode must be one of {WANDB_MODES} or None, got {self.wandb_mode!r}"
+            )
+
+    @classmethod
+    def from_any(cls, config: TrainConfig | dict[str, Any]) -> TrainConfig:
+        """Accept a :class:`TrainConfig`, another dataclass, or a plain dict."""
+        if isinstance(config, cls):
+            return config
+        if dataclasses.is_dataclass(config) and not isinstance(config, type):
+            config = dataclasses.asdict(config)
+        if not isinstance(config, dict):
+            raise TypeError(f"config must be a TrainConfig, a dataclass or a dict, got {config!r}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"config has unknown keys {unknown}; known keys: {sorted(known)}")
+        config = dict(config)
+        if "enable_wandb" in config and "wandb_mode" not in config:
+            config["wandb_mode"] = None  # let the reference flag decide
+        return cls(**config)
+
+
+def _unpack(dataset: Any, name: str) -> tuple[Tensor, Tensor | None]:
+    """``(images, labels or None)`` from a TensorDataset (or a bare tensor)."""
+    if isinstance(dataset, Tensor):
+        tensors: tuple[Tensor, ...] = (dataset,)
+    elif isinstance(dataset, TensorDataset):
+        tensors = dataset.tensors
+    else:
+        raise TypeError(f"{name} must be a TensorDataset of (images,) or (images, labels)")
+    if len(tensors) not in (1, 2):
+        raise ValueError(f"{name} must hold (images,) or (images, labels), got {len(tensors)}")
+    images = tensors[0]
+    if not images.is_floating_point() or images.ndim != 4:
+        raise ValueError(f"{name} images must be a float tensor (N, C, H, W)")
+    labels = tensors[1] if len(tensors) == 2 else None
+    if labels is not None and (labels.is_floating_point() or labels.shape != images.shape[:1]):
+        raise ValueError(f"{name} labels must be a LongTensor of shape ({images.shape[0]},)")
+    return images, labels
+
+
+def _check_data(model: ToyDiffuser, images: Tensor, labels: Tensor | None, name: str) -> None:
+    if tuple(images.shape[1:]) != tuple(model.img_shape):
+        raise ValueError(
+            f"{name} images have shape {tuple(images.shape[1:])}, the model expects "
+            f"{tuple(model.img_shape)}"
+        )
+    if labels is not None and not model.is_conditional:
+        raise ValueError(f"{name} has labels but the model is unconditional (num_classes=None)")
+    if labels is not None and labels.numel():
+        K = model.config.num_classes
+        if int(labels.min()) < 0 or int(labels.max()) >= K:
+            raise ValueError(f"{name} labels must lie in [0, {K - 1}]")
+
+
+class EpochBatches:
+    """One epoch of Algorithm 1's inputs, drawn at once: shuffled x_0, t, eps and x_t (Eq. 4)."""
+
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor | None,
+        schedule: NoiseSchedule,
+        *,
+        null_label: int | None,
+        label_dropout: float,
+        generator: torch.Generator | None,
+    ) -> None:
+        n = images.shape[0]
+        device = images.device
+        perm = torch.randperm(n, generator=generator).to(device)
+        self.x0 = images[perm]
+        self.t = torch.randint(0, len(schedule), (n,), generator=generator).to(device)
+        self.noise = torch.randn(images.shape, generator=generator).to(device)
+        self.noised = (
+            extract(schedule.sqrt_alpha_bars, self.t, images.shape) * self.x0
+            + extract(schedule.sqrt_one_minus_alpha_bars, self.t, images.shape) * self.noise
+        )
+        self.y = None
+        if labels is not None:
+            y = labels[perm]
+            drop = torch.rand(n, generator=generator).to(device) < label_dropout
+            self.y = torch.where(drop, torch.full_like(y, null_label), y)
+
+
+@torch.no_grad()
+def evaluate_loss(
+    model: ToyDiffuser,
+    images: Tensor,
+    labels: Tensor | None,
+    schedule: NoiseSchedule,
+    *,
+    batch_size: int = 4096,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Mean Algorithm 1 loss over ``images`` (one random t and eps per image)."""
+    was_training = model.training
+    model.eval()
+    batches = EpochBatches(
+        images, labels, schedule, null_label=model.null_label, label_dropout=0.0, generator=generator
+    )
+    total = torch.zeros((), device=images.device)
+    for start in range(0, images.shape[0], batch_size):
+        s = slice(start, start + batch_size)
+        y = None if batches.y is None else batches.y[s]
+        pred = model.predict(batches.noised[s], batches.t[s], y)
+        total += F.mse_loss(pred, batches.noise[s], reduction="sum")
+    model.train(was_training)
+    return float(total) / images.numel()
+
+
+def train(
+    model: ToyDiffuser,
+    config: TrainConfig | dict[str, Any],
+    trainset: TensorDataset,
+    testset: TensorDataset | None = None,
+) -> ToyDiffuser:
+    """Train ``model`` with Algorithm 1 and return it, with ``model.noise_schedule`` attached.
+
+    ``trainset`` / ``testset``: TensorDatasets of images in model space ``[-1, 1]`` (and labels for
+    a conditional model; labels are replaced by the null label with probability
+    ``label_dropout``). Logs train loss, eval loss (per epoch), learning rate and images to wandb
+    and to ``<out_dir>/<run_name>/metrics.jsonl``; draws ``loss_curve.png`` there at the end.
+    """
+    from toydiff.plotting import plot_loss_curve  # matplotlib is imported only when training
+
+    if not isinstance(model, ToyDiffuser):
+        raise TypeError(f"model must be a ToyDiffuser, got {type(model).__name__}")
+    cfg = TrainConfig.from_any(config)
+    if cfg.max_steps != model.max_steps:
+        raise ValueError(
+            f"config max_steps={cfg.max_steps} does not match the model's max_steps="
+            f"{model.max_steps}"
+        )
+    images, labels = _unpack(trainset, "trainset")
+    _check_data(model, images, labels, "trainset")
+    if model.is_conditional and labels is None:
+        raise ValueError("a conditional model needs a trainset of (images, labels)")
+    test_images = test_labels = None
+    if testset is not None:
+        test_images, test_labels = _unpack(testset, "testset")
+        _check_data(model, test_images, test_labels, "testset")
+
+    device = torch.device(cfg.device)
+    generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
+    images = images.to(device)
+    labels = labels.to(device) if labels is not None else None
+    if test_images is not None:
+        test_images = test_images.to(device)
+        test_labels = test_labels.to(device) if test_labels is not None else None
+
+    schedule = NoiseSchedule(
+        cfg.max_steps, device, cfg.min_noise, cfg.max_noise, kind=cfg.schedule_kind
+    )
+    model.to(device)
+    model.noise_schedule = schedule
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    start_epoch, examples_seen = 0, 0
+    if cfg.resume_from is not None:
+        start_epoch, examples_seen = _resume(cfg.resume_from, model, schedule, optimizer)
+
+    run_name = cfg.run_name or time.strftime("run-%Y%m%d-%H%M%S")
+    run_dir = Path(cfg.out_dir) / run_name if cfg.out_dir is not None else None
+    mode = resolve_wandb_mode(cfg.wandb_mode, cfg.enable_wandb)
+    logger = RunLogger(
+        run_dir, dataclasses.asdict(cfg), mode=mode, project=cfg.wandb_project, name=run_name
+    )
+
+    n = images.shape[0]
+    steps_per_epoch = -(-n // cfg.batch_size)
+    step = start_epoch * steps_per_epoch
+    running = torch.zeros((), device=device)
+    running_count = 0
+    start = time.perf_counter()
+    model.train()
+    try:
+        for epoch in range(start_epoch, cfg.epochs):
+            batches = EpochBatches(
+                images,
+                labels,
+                schedule,
+                null_label=model.null_label,
+                label_dropout=cfg.label_dropout,
+                generator=generator,
+            )
+            bar = tqdm(
+                range(steps_per_epoch),
+                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                disable=not cfg.progress,
+                leave=False,
+            )
+            for i in bar:
+                s = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
+                y = None if batches.y is None else batches.y[s]
+                pred = model.predict(batches.noised[s], batches.t[s], y)
+                loss = F.mse_loss(pred, batches.noise[s])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                running += loss.detach()
+                running_count += 1
+                step += 1
+                examples_seen += pred.shape[0]
+                if step % cfg.log_interval == 0:
+                    train_loss = float(running) / running_count
+                    running.zero_()
+                    running_count = 0
+                    bar.set_postfix(loss=f"{train_loss:.4f}")
+                    logger.log(
+                        {
+                            "train_loss": train_loss,
+                            "lr": optimizer.param_groups[0]["lr"],
+                            "epoch": epoch + (i + 1) / steps_per_epoch,
+                            "elapsed": time.perf_counter() - start,
+                        },
+                        step=examples_seen,
+                    )
+                if step % cfg.img_log_interval == 0 and cfg.n_images_to_log > 0:
+                    _log_images(logger, model, schedule, batches, s, pred, cfg, examples_seen)
+            if test_images is not None:
+                eval_loss = evaluate_loss(
+                    model, test_images, test_labels, schedule, generator=generator
+                )
+                logger.log({"eval_loss": eval_loss, "epoch": epoch + 1}, step=examples_seen)
+            if cfg.checkpoint_path is not None:
+                save_checkpoint(
+                    cfg.checkpoint_path,
+                    model,
+                    schedule,
+                    optimizer=optimizer.state_dict(),
+                    epoch=epoch + 1,
+                    examples_seen=examples_seen,
+                )
+    finally:
+        logger.finish()
+        if logger.metrics_path is not None and run_dir is not None:
+            plot_loss_curve(logger.metrics_path, run_dir / "loss_curve.png")
+    model.eval()
+    model.run_dir = run_dir
+    return model
+
+
+def _log_images(
+    logger: RunLogger,
+    model: ToyDiffuser,
+    schedule: NoiseSchedule,
+    batches: EpochBatches,
+    s: slice,
+    pred: Tensor,
+    cfg: TrainConfig,
+    step: int,
+) -> None:
+    """Noised inputs, their reconstructions from the predicted noise, and a few fresh samples."""
+    k = min(cfg.n_images_to_log, pred.shape[0])
+    with torch.no_grad():
+        noised = batches.noised[s][:k]
+        recon = reconstruct(noised, pred[:k].detach(), batches.t[s][:k], schedule)
+        samples = sample(model, k, schedule=schedule, progress=False, clip_denoised=True)
+    model.train()
+    logger.log(
+        {},
+        step=step,
+        images={
+            "originals": to_images(batches.x0[s][:k]),
+            "noised": to_images(noised),
+            "reconstructions": to_images(recon),
+            "samples": to_images(samples),
+        },
+    )
+
+
+def _resume(
+    path: str, model: ToyDiffuser, schedule: NoiseSchedule, optimizer: torch.optim.Optimizer
+) -> tuple[int, int]:
+    """Load weights and optimizer state from a checkpoint written by :func:`train`."""
+    payload = read_checkpoint(path)
+    if payload["model_config"] != model.config.to_dict():
+        raise ValueError(f"resume_from={path}: its model config does not match this model")
+    if payload["schedule_config"] != schedule.config():
+        raise ValueError(f"resume_from={path}: its schedule does not match this config")
+    result = model.load_state_dict(payload["state_dict"], strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("noise_schedule.")]
+    if missing or result.unexpected_keys:
+        raise ValueError(f"resume_from={path}: weights do not match (missing {missing}, "
+                         f"unexpected {result.unexpected_keys})")
+    extra = payload.get("extra", {})
+    if "optimizer" in extra:
+        optimizer.load_state_dict(extra["optimizer"])
+    return int(extra.get("epoch", 0)), int(extra.get("examples_seen", 0))
