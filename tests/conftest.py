@@ -1,0 +1,45 @@
+"""Shared test fixtures. Tests run offline: wandb never touches the network."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.data import TensorDataset  # noqa: E402
+
+from toydiff import (  # noqa: E402
+    ToyDiffuser,
+    ToyDiffuserConfig,
+    TrainConfig,
+    gradient_images,
+    normalize_img,
+    train,
+)
+
+IMG_SHAPE = (3, 5, 5)
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory: pytest.TempPathFactory) -> ToyDiffuser:
+    """A gradient model trained for a few seconds (T=100, seeded); ``model.noise_schedule`` set.
+
+    Shared by every test that needs a real trained model; do not modify it in place.
+    """
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    images = normalize_img(gradient_images(20_000, IMG_SHAPE, generator=g))
+    model = ToyDiffuser(ToyDiffuserConfig(IMG_SHAPE, 128, 100))
+    config = TrainConfig(
+        epochs=8,
+        batch_size=128,
+        max_steps=100,
+        wandb_mode="disabled",
+        out_dir=str(tmp_path_factory.mktemp("trained_model")),
+        progress=False,
+        seed=0,
+    )
+    return train(model, config, TensorDataset(images))
