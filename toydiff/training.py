@@ -39,6 +39,8 @@ class TrainConfig:
     ``wandb_mode`` is ``"offline"`` (default), ``"online"`` (only if logged in) or ``"disabled"``;
     the reference texts' ``enable_wandb`` maps to online/disabled when ``wandb_mode`` is None.
     ``out_dir``: where the run folder (metrics.jsonl, loss_curve.png, wandb/) goes; None for none.
+    ``eval_samples``: samples drawn after every epoch to log ``sample_gradient_rms`` (fidelity) and
+    ``sample_corner_spread`` (diversity) with a sample grid; 0 turns it off.
     """
 
     lr: float = 1e-3
@@ -62,6 +64,7 @@ class TrainConfig:
     resume_from: str | None = None
     checkpoint_path: str | None = None
     progress: bool = True
+    eval_samples: int = 64
     # Keys of the reference texts' dict that describe the data and model rather than training;
     # kept so that the whole dict is logged with the run.
     image_shape: tuple[int, ...] | None = None
@@ -75,6 +78,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"config {name} must be a positive int, got {value!r}")
+        eval_samples = self.eval_samples
+        if isinstance(eval_samples, bool) or not isinstance(eval_samples, int) or eval_samples < 0:
+            raise ValueError(f"config eval_samples must be an int >= 0, got {eval_samples!r}")
         if isinstance(self.n_images_to_log, bool) or not isinstance(self.n_images_to_log, int):
             raise ValueError(f"config n_images_to_log must be an int, got {self.n_images_to_log!r}")
         if not (isinstance(self.lr, int | float) and self.lr > 0):
@@ -311,6 +317,8 @@ def train(
                     model, test_images, test_labels, schedule, generator=generator
                 )
                 logger.log({"eval_loss": eval_loss, "epoch": epoch + 1}, step=examples_seen)
+            if cfg.eval_samples > 0:
+                _log_sample_quality(logger, model, schedule, cfg, epoch + 1, examples_seen)
             if cfg.checkpoint_path is not None:
                 save_checkpoint(
                     cfg.checkpoint_path,
@@ -355,6 +363,44 @@ def _log_images(
             "reconstructions": to_images(recon),
             "samples": to_images(samples),
         },
+    )
+
+
+def _log_sample_quality(
+    logger: RunLogger,
+    model: ToyDiffuser,
+    schedule: NoiseSchedule,
+    cfg: TrainConfig,
+    epoch: int,
+    step: int,
+) -> None:
+    """Fidelity and diversity of ``cfg.eval_samples`` fresh samples (Algorithm 2), and their grid.
+
+    The same seed every epoch, so the curves show the model changing rather than the noise; its own
+    generator, so the training draws stay as they were without it.
+    """
+    from toydiff.metrics import corner_color_spread, gradient_rms
+    from toydiff.plotting import make_grid
+
+    generator = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else 0)
+    samples = to_images(
+        sample(
+            model,
+            cfg.eval_samples,
+            schedule=schedule,
+            clip_denoised=True,
+            generator=generator,
+            progress=False,
+        )
+    )
+    logger.log(
+        {
+            "sample_gradient_rms": float(gradient_rms(samples).mean()),
+            "sample_corner_spread": corner_color_spread(samples),
+            "epoch": epoch,
+        },
+        step=step,
+        images={"sample_grid": make_grid(samples).unsqueeze(0)},
     )
 
 
