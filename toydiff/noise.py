@@ -113,7 +113,7 @@ class NoiseStrategies:
         generator: Generators = None,
         device: str | torch.device = "cpu",
     ) -> Tensor:
-        """Each entry i.i.d. ``N(0, 1)`` conditioned on ``|z| <= truncation`` (the truncation trick).
+        """Entries i.i.d. ``N(0, 1)`` conditioned on ``|z| <= truncation`` (the truncation trick).
 
         Drawn by inversion: ``u ~ U(Phi(-a), Phi(a))``, ``z = Phi^{-1}(u)``, so the density is the
         normal one rescaled by ``1 / (2 Phi(a) - 1)`` on ``[-a, a]`` and zero outside. (Clamping
