@@ -18,7 +18,7 @@ def _gen(seed: int) -> torch.Generator:
 
 @pytest.mark.parametrize("k", [1, 60])
 def test_q_eq2_and_q_eq4_have_the_closed_form_moments(k: int) -> None:
-    """Both give N(sqrt(alpha_bar) x, (1 - alpha_bar) I) with alpha_bar = prod_{i<k} (1 - beta_i)."""
+    """Both give N(sqrt(alpha_bar) x, (1 - alpha_bar) I), alpha_bar = prod_{i<k} (1 - beta_i)."""
     betas = variance_schedule(100)
     alpha_bar = math.prod(1 - b for b in betas.double().tolist()[:k])
     # Half the draws start at -0.8, half at 0.6, so a wrong scale of x would show in the mean.
@@ -85,7 +85,7 @@ def test_noise_img_timesteps_cover_every_index_uniformly() -> None:
     T = 100
     sch = NoiseSchedule(T)
     img = torch.zeros(N_DRAWS, 1, 1, 1)
-    t, noise, noised = noise_img(img, sch, generator=_gen(0))
+    t, noise, _ = noise_img(img, sch, generator=_gen(0))
     assert t.dtype == torch.long and t.shape == (N_DRAWS,)
     assert int(t.min()) == 0 and int(t.max()) == T - 1  # index 0 is trained (pitfall 2)
     counts = torch.bincount(t, minlength=T).double()
