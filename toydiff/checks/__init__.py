@@ -6,5 +6,14 @@ returns a :class:`~toydiff.checks.core.CheckReport`. ``EXERCISES`` lists every e
 """
 
 from toydiff.checks.core import EXERCISES, CheckFailed, CheckReport, SubCheck, run_checks
+from toydiff.checks.sampling import check_ddpm_step, check_spot_the_bug
 
-__all__ = ["EXERCISES", "CheckFailed", "CheckReport", "SubCheck", "run_checks"]
+__all__ = [
+    "EXERCISES",
+    "CheckFailed",
+    "CheckReport",
+    "SubCheck",
+    "check_ddpm_step",
+    "check_spot_the_bug",
+    "run_checks",
+]
