@@ -6,7 +6,13 @@ returns a :class:`~toydiff.checks.core.CheckReport`. ``EXERCISES`` lists every e
 """
 
 from toydiff.checks.core import EXERCISES, CheckFailed, CheckReport, SubCheck, run_checks
+from toydiff.checks.data import check_denormalize_img, check_gradient_images
+from toydiff.checks.forward import check_q_eq2, check_q_eq4
+from toydiff.checks.model import check_toy_diffuser
 from toydiff.checks.sampling import check_ddpm_step, check_spot_the_bug
+from toydiff.checks.schedule import check_noise_img, check_noise_schedule, check_reconstruct
+from toydiff.checks.training import check_diffusion_loss
+from toydiff.checks.warmup import check_mse
 
 __all__ = [
     "EXERCISES",
@@ -14,6 +20,16 @@ __all__ = [
     "CheckReport",
     "SubCheck",
     "check_ddpm_step",
+    "check_denormalize_img",
+    "check_diffusion_loss",
+    "check_gradient_images",
+    "check_mse",
+    "check_noise_img",
+    "check_noise_schedule",
+    "check_q_eq2",
+    "check_q_eq4",
+    "check_reconstruct",
     "check_spot_the_bug",
+    "check_toy_diffuser",
     "run_checks",
 ]
