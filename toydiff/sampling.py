@@ -22,9 +22,10 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from toydiff.noise import Generators, check_generators, normal
 from toydiff.schedule import NoiseSchedule, StepCoefficients, step_coefficients
 from toydiff.timesteps import timestep_sequence
-from toydiff.validation import check_generator, check_positive_int
+from toydiff.validation import check_positive_int
 
 VARIANCES = ("beta_tilde", "beta")
 
@@ -72,13 +73,16 @@ def noise_fn(model: nn.Module, y: Tensor | None = None) -> NoiseFn:
 def initial_noise(
     shape: Sequence[int],
     x_T: Tensor | None,
-    generator: torch.Generator | None,
+    generator: Generators,
     device: torch.device,
 ) -> Tensor:
-    """``x_T``: a copy of the given tensor (checked against ``shape``), else ``randn(shape)``."""
-    check_generator(generator)
+    """``x_T``: a copy of the given tensor (checked against ``shape``), else ``randn(shape)``.
+
+    ``generator`` may be a sequence of per-sample generators (see :func:`toydiff.noise.normal`).
+    """
+    check_generators(generator, shape[0])
     if x_T is None:
-        return torch.randn(tuple(shape), generator=generator, device=device)
+        return normal(shape, generator=generator, device=device)
     if not isinstance(x_T, Tensor) or not x_T.is_floating_point():
         raise TypeError("x_T must be a floating-point tensor")
     if tuple(x_T.shape) != tuple(shape):
@@ -126,7 +130,7 @@ def ddpm_loop(
     *,
     variance: str = "beta_tilde",
     clip_denoised: bool = False,
-    generator: torch.Generator | None = None,
+    generator: Generators = None,
     keep: Callable[[Tensor], None] | None = None,
     progress: Progress | None = None,
 ) -> Tensor:
@@ -159,7 +163,7 @@ def ddpm_loop(
         else:
             x.add_(eps, alpha=-eps_c).mul_(recip_sqrt_a)
         if i < last:  # Algorithm 2: z = 0 at the last step
-            x.add_(torch.randn(x.shape, generator=generator, device=x.device, out=z), alpha=sigma)
+            x.add_(normal(x.shape, generator=generator, out=z), alpha=sigma)
         if keep is not None:
             keep(x)
         if progress is not None:
