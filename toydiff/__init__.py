@@ -14,7 +14,9 @@ from toydiff.data import (
 )
 from toydiff.forward import noise_img, q_eq2, q_eq4, reconstruct
 from toydiff.metrics import corner_color_spread, fit_gradients, gradient_rms
+from toydiff.mixture import GaussianMixture, MixtureNoisePredictor
 from toydiff.model import ToyDiffuser, ToyDiffuserConfig
+from toydiff.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, model_noise_fn, slerp
 from toydiff.sampling import sample
 from toydiff.schedule import (
     NoiseSchedule,
@@ -28,6 +30,11 @@ from toydiff.training import TrainConfig, train
 
 __all__ = [
     "GRADIENT_CLASSES",
+    "DDIMSampler",
+    "DDPMSampler",
+    "DPMSolverSampler",
+    "GaussianMixture",
+    "MixtureNoisePredictor",
     "NoiseSchedule",
     "StepCoefficients",
     "TimestepScheduler",
@@ -42,6 +49,7 @@ __all__ = [
     "gradient_rms",
     "labelled_gradient_images",
     "load_checkpoint",
+    "model_noise_fn",
     "noise_img",
     "normalize_img",
     "q_eq2",
@@ -49,6 +57,7 @@ __all__ = [
     "reconstruct",
     "sample",
     "save_checkpoint",
+    "slerp",
     "step_coefficients",
     "train",
     "variance_schedule",

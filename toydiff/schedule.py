@@ -312,6 +312,45 @@ class StepCoefficients:
         """DDIM Eq. 16: ``sigma = eta * sqrt(beta_tilde')``; eta=1 is DDPM's posterior variance."""
         return eta * self.posterior_variance.sqrt()
 
+    def ddim_direction(self, eta: float) -> Tensor:
+        """DDIM Eq. 12, the scale of the "direction pointing to x_t": ``sqrt(1 - alpha_bar_prev -
+        sigma^2)``. Clamped at 0 against rounding; it is exactly 0 after the last step."""
+        return (1 - self.alpha_bar_prev - self.ddim_sigma(eta) ** 2).clamp(min=0).sqrt()
+
+    # DPM-Solver++ (Lu et al. 2022) in the VP parameterisation alpha = sqrt(alpha_bar),
+    # sigma = sqrt(1 - alpha_bar), lambda = log(alpha / sigma): half the log-SNR.
+    @property
+    def log_snr_half(self) -> Tensor:
+        """``lambda_t = log(sqrt(alpha_bar_t) / sqrt(1 - alpha_bar_t))``."""
+        return 0.5 * (self.alpha_bar.log() - (-self.alpha_bar).log1p())
+
+    @property
+    def log_snr_half_prev(self) -> Tensor:
+        """``lambda`` of the next timestep in the sequence; ``+inf`` after the last step."""
+        return 0.5 * (self.alpha_bar_prev.log() - (-self.alpha_bar_prev).log1p())
+
+    @property
+    def dpm_solver_h(self) -> Tensor:
+        """Step size in lambda, ``h_i = lambda_prev - lambda`` (``inf`` for the step to sigma=0)."""
+        return self.log_snr_half_prev - self.log_snr_half
+
+    @property
+    def dpm_solver_x_coef(self) -> Tensor:
+        """DPM-Solver++ Alg. 2, factor of x: ``sigma_prev / sigma`` (0 at the last step)."""
+        return self.sqrt_one_minus_alpha_bar_prev / self.sqrt_one_minus_alpha_bar
+
+    @property
+    def dpm_solver_x0_coef(self) -> Tensor:
+        """DPM-Solver++ Alg. 2, factor of the data prediction: ``-alpha_prev * (e^{-h} - 1)``
+        (1 at the last step, where ``h = inf``)."""
+        return -self.sqrt_alpha_bar_prev * torch.expm1(-self.dpm_solver_h)
+
+    @property
+    def dpm_solver_ratio(self) -> Tensor:
+        """``r_i = h_{i-1} / h_i`` of the second-order correction (NaN for the first step)."""
+        h = self.dpm_solver_h
+        return torch.cat([h.new_full((1,), math.nan), h[:-1] / h[1:]])
+
     def __len__(self) -> int:
         return len(self.timesteps)
 
