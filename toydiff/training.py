@@ -23,6 +23,7 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from toydiff.checkpoint import read_checkpoint, save_checkpoint
+from toydiff.fastmlp import FastMLPStep
 from toydiff.forward import reconstruct
 from toydiff.model import ToyDiffuser
 from toydiff.sampling import sample
@@ -192,7 +193,12 @@ def evaluate_loss(
     was_training = model.training
     model.eval()
     batches = EpochBatches(
-        images, labels, schedule, null_label=model.null_label, label_dropout=0.0, generator=generator
+        images,
+        labels,
+        schedule,
+        null_label=model.null_label,
+        label_dropout=0.0,
+        generator=generator,
     )
     total = torch.zeros((), device=images.device)
     for start in range(0, images.shape[0], batch_size):
@@ -268,6 +274,8 @@ def train(
     running_count = 0
     start = time.perf_counter()
     model.train()
+    # The default MLP trains through a hand-written step (same math, far less overhead per step).
+    fast = FastMLPStep.create(model, optimizer, cfg.batch_size)
     try:
         for epoch in range(start_epoch, cfg.epochs):
             batches = EpochBatches(
@@ -284,15 +292,20 @@ def train(
                 disable=not cfg.progress,
                 leave=False,
             )
+            if fast is not None:
+                fast.load_epoch(batches.noised, batches.t, batches.noise, batches.y)
             for i in bar:
                 s = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
-                y = None if batches.y is None else batches.y[s]
-                pred = model.predict(batches.noised[s], batches.t[s], y)
-                loss = F.mse_loss(pred, batches.noise[s])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                running += loss.detach()
+                if fast is not None:
+                    pred = fast.step(i, running)
+                else:
+                    y = None if batches.y is None else batches.y[s]
+                    pred = model.predict(batches.noised[s], batches.t[s], y)
+                    loss = F.mse_loss(pred, batches.noise[s])
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    running += loss.detach()
                 running_count += 1
                 step += 1
                 examples_seen += pred.shape[0]
@@ -329,6 +342,8 @@ def train(
                     examples_seen=examples_seen,
                 )
     finally:
+        if fast is not None:
+            fast.close()
         logger.finish()
         if logger.metrics_path is not None and run_dir is not None:
             plot_loss_curve(logger.metrics_path, run_dir / "loss_curve.png")
@@ -416,8 +431,10 @@ def _resume(
     result = model.load_state_dict(payload["state_dict"], strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("noise_schedule.")]
     if missing or result.unexpected_keys:
-        raise ValueError(f"resume_from={path}: weights do not match (missing {missing}, "
-                         f"unexpected {result.unexpected_keys})")
+        raise ValueError(
+            f"resume_from={path}: weights do not match (missing {missing}, "
+            f"unexpected {result.unexpected_keys})"
+        )
     extra = payload.get("extra", {})
     if "optimizer" in extra:
         optimizer.load_state_dict(extra["optimizer"])
