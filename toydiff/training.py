@@ -1,7 +1,8 @@
 """Algorithm 1 of the DDPM paper: learn to predict the noise that Eq. 4 added.
 
     repeat:  x_0 ~ data,  t ~ Uniform{0, ..., T-1},  eps ~ N(0, I)
-             take a gradient step on || eps - eps_theta(sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps, t) ||^2
+             x_t = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps                   (Eq. 4)
+             take a gradient step on || eps - eps_theta(x_t, t) ||^2                  (Eq. 14)
 
 The loop is built for speed on a CPU: the training tensors stay in memory, each epoch draws its
 permutation, timesteps and noise in one go and noises the whole epoch with one vectorized Eq. 4,
@@ -35,8 +36,9 @@ from toydiff.tracking import WANDB_MODES, RunLogger, resolve_wandb_mode, to_imag
 class TrainConfig:
     """Hyper-parameters of :func:`train`; the reference texts' dict keys are all accepted.
 
-    Logging: ``log_interval`` steps between train-loss records (the loss is read from the device only
-    then); ``img_log_interval`` steps between image logs (noised inputs, reconstructions, samples).
+    Logging: ``log_interval`` steps between train-loss records (the loss is read from the device
+    only then); ``img_log_interval`` steps between image logs (noised inputs, reconstructions,
+    samples).
     ``wandb_mode`` is ``"offline"`` (default), ``"online"`` (only if logged in) or ``"disabled"``;
     the reference texts' ``enable_wandb`` maps to online/disabled when ``wandb_mode`` is None.
     ``out_dir``: where the run folder (metrics.jsonl, loss_curve.png, wandb/) goes; None for none.
