@@ -7,6 +7,7 @@ returns a :class:`~toydiff.checks.core.CheckReport`. ``EXERCISES`` lists every e
 
 from toydiff.checks.core import EXERCISES, CheckFailed, CheckReport, SubCheck, run_checks
 from toydiff.checks.data import check_denormalize_img, check_gradient_images
+from toydiff.checks.ddim import check_ddim_step, check_karras_timesteps, check_respaced_betas
 from toydiff.checks.forward import check_q_eq2, check_q_eq4
 from toydiff.checks.model import check_toy_diffuser
 from toydiff.checks.sampling import check_ddpm_step, check_spot_the_bug
@@ -19,16 +20,19 @@ __all__ = [
     "CheckFailed",
     "CheckReport",
     "SubCheck",
+    "check_ddim_step",
     "check_ddpm_step",
     "check_denormalize_img",
     "check_diffusion_loss",
     "check_gradient_images",
+    "check_karras_timesteps",
     "check_mse",
     "check_noise_img",
     "check_noise_schedule",
     "check_q_eq2",
     "check_q_eq4",
     "check_reconstruct",
+    "check_respaced_betas",
     "check_spot_the_bug",
     "check_toy_diffuser",
     "run_checks",
