@@ -12,6 +12,8 @@ from typing import Any
 
 import torch
 
+from toydiff.evaluation import add_evaluate_args, run_evaluate
+
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "gradient_mlp.pt"
 
 AddArgs = Callable[[argparse.ArgumentParser], None]
@@ -170,6 +172,11 @@ COMMANDS: dict[str, tuple[str, AddArgs, Run]] = {
         "train, sample and write everything to outputs/ (about a minute)",
         _add_demo_args,
         run_demo,
+    ),
+    "evaluate": (
+        "measure samplers and step counts on a checkpoint: quality and speed table, CSV, plot",
+        add_evaluate_args,
+        run_evaluate,
     ),
 }
 
