@@ -62,6 +62,27 @@ def save_image_grid(
     return path
 
 
+def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1) -> Path:
+    """Write one ``(C, H, W)`` image in ``[0, 1]`` (C = 1 or 3) as an 8-bit PNG, each pixel
+    ``scale`` x ``scale`` (1 keeps the data's own resolution)."""
+    if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError("image must be a tensor of shape (C, H, W) with C = 1 or 3")
+    img = image.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = _to_hwc(img)
+    plt.imsave(path, arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1)
+    return path
+
+
+def load_image(path: str | os.PathLike[str], channels: int = 3) -> Tensor:
+    """Read a PNG written by :func:`save_image` as a float ``(channels, H, W)`` in ``[0, 1]``."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    arr = torch.from_numpy(plt.imread(Path(path)).copy()).float()
+    return rearrange(arr[..., :channels], "h w c -> c h w")
+
+
 def plot_images(
     images: Tensor | Sequence[Tensor],
     titles: Sequence[str] | None = None,
