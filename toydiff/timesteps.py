@@ -98,6 +98,8 @@ class TimestepScheduler:
             )
         if rho <= 0:
             raise ValueError(f"rho must be > 0, got {rho}")
+        if total_timesteps == 1:  # a single noise level: no ramp to space
+            return torch.zeros(1, dtype=torch.long)
         ab = alphas_cumprod.detach().double().cpu()
         log_sigmas = ((1 - ab) / ab).sqrt().log()
         lo = float(log_sigmas[0].exp()) if sigma_min is None else sigma_min
