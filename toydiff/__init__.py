@@ -13,9 +13,11 @@ from toydiff.data import (
     normalize_img,
 )
 from toydiff.forward import noise_img, q_eq2, q_eq4, reconstruct
+from toydiff.generation import ImageGenerator, InferenceModel, reproduce_image
 from toydiff.metrics import corner_color_spread, fit_gradients, gradient_rms
 from toydiff.mixture import GaussianMixture, MixtureNoisePredictor
 from toydiff.model import ToyDiffuser, ToyDiffuserConfig
+from toydiff.noise import NoiseStrategies
 from toydiff.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler, model_noise_fn, slerp
 from toydiff.sampling import sample
 from toydiff.schedule import (
@@ -34,8 +36,11 @@ __all__ = [
     "DDPMSampler",
     "DPMSolverSampler",
     "GaussianMixture",
+    "ImageGenerator",
+    "InferenceModel",
     "MixtureNoisePredictor",
     "NoiseSchedule",
+    "NoiseStrategies",
     "StepCoefficients",
     "TimestepScheduler",
     "ToyDiffuser",
@@ -55,6 +60,7 @@ __all__ = [
     "q_eq2",
     "q_eq4",
     "reconstruct",
+    "reproduce_image",
     "sample",
     "save_checkpoint",
     "slerp",
