@@ -141,8 +141,8 @@ class MixtureNoisePredictor(nn.Module):
     ``ToyDiffuser(num_classes=K)`` (``config.num_classes``, ``null_label``).
 
     ``forward(x (B, D), t (B,), y=None) -> (B, D)``; ``predict_at(x, t: int, y=None)`` is the same
-    at one timestep for the whole batch (the samplers' fast path). ``alpha_bar`` is accumulated in
-    float64; the prediction itself is float32 (``.double()`` the module for float64).
+    at one timestep for the whole batch (the samplers' fast path). ``alpha_bar`` is kept in float64;
+    the prediction is computed in float32 (``.double()`` the module for float64).
     """
 
     alpha_bars: Tensor
@@ -158,7 +158,7 @@ class MixtureNoisePredictor(nn.Module):
         betas = check_betas(betas).detach().double().cpu()
         self.config = mixture
         self.max_steps = len(betas)
-        self.register_buffer("alpha_bars", torch.cumprod(1 - betas, 0).float())
+        self.register_buffer("alpha_bars", torch.cumprod(1 - betas, 0))
         self.register_buffer("means", mixture.means.float())
         self.register_buffer("variances", mixture.stds.float() ** 2)
         self.register_buffer("log_weights", mixture.weights.float().log())
@@ -179,9 +179,13 @@ class MixtureNoisePredictor(nn.Module):
         ``x sum_k c_k - a (c @ mu)`` with ``c_k = r_k / v_k``: two ``(B, D) x (D, K)`` matmuls
         instead of a ``(B, K, D)`` difference tensor.
         """
-        xd = x.to(self.means.dtype)
+        dtype = self.means.dtype
+        xd = x.to(dtype)
+        # 1 - alpha_bar is formed in float64: near t = 0 float32 would lose most of its digits.
+        one_minus = (1 - alpha_bar).to(dtype)
+        alpha_bar = alpha_bar.to(dtype)
         a = alpha_bar.sqrt()
-        var = alpha_bar * self.variances + (1 - alpha_bar)  # v_k(t): (B, K) or (K,)
+        var = alpha_bar * self.variances + one_minus  # v_k(t): (B, K) or (K,)
         sq = (
             xd.square().sum(-1, keepdim=True)
             - 2 * a * (xd @ self.means.T)
@@ -195,7 +199,7 @@ class MixtureNoisePredictor(nn.Module):
             logits = logits.masked_fill(~keep, -math.inf)
         c = logits.softmax(dim=-1) / var  # responsibilities r_k(x_t) over v_k(t)
         minus_score = xd * c.sum(-1, keepdim=True) - a * (c @ self.means)
-        return ((1 - alpha_bar).sqrt() * minus_score).to(x.dtype)
+        return (one_minus.sqrt() * minus_score).to(x.dtype)
 
     def _check(self, x: Tensor, y: Tensor | None) -> None:
         if not isinstance(x, Tensor) or not x.is_floating_point():
