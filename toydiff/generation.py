@@ -38,12 +38,15 @@ from torch import Tensor, nn
 from toydiff.data import denormalize_img
 from toydiff.noise import per_sample_generators
 from toydiff.plotting import save_image, save_image_grid
+from toydiff.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler
 from toydiff.schedule import NoiseSchedule
 from toydiff.validation import check_positive_int
 
 METADATA_FILE = "metadata.json"
 GRID_FILE = "samples_grid.png"
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+SAMPLERS = {"ddpm": DDPMSampler, "ddim": DDIMSampler, "dpm-solver": DPMSolverSampler}
+SAMPLER_NAMES = tuple(SAMPLERS)
 
 
 class InferenceModel(nn.Module):
@@ -491,43 +494,68 @@ class ImageGenerator:
         labels: Tensor | None,
         sample_options: dict[str, Any],
     ) -> dict[str, Any]:
-        sampler_cls = type(self.sampler)
-        config = getattr(self.model, "config", None)
-        return {
-            "kind": kind,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "versions": _versions(),
-            "sampler": {
-                "class": sampler_cls.__qualname__,
-                "module": sampler_cls.__module__,
-                "options": _plain(sample_options),
-            },
-            "num_steps": num_steps,
-            "num_images": len(seeds),
-            "seeds": seeds,
-            "files": names,
-            "labels": None if labels is None else labels.tolist(),
-            "noise": "per-image torch.Generator(seed): x_T first, then each stochastic step",
-            "image_shape": list(self.img_shape),
-            "png_scale": self.png_scale,
-            "precision": str(self.dtype).removeprefix("torch."),
-            "compile": self.compile,
-            "compile_backend": self.compile_backend if self.compile else None,
-            "device": str(self.device),
-            "model_config": config.to_dict() if hasattr(config, "to_dict") else None,
-            "schedule_config": self._schedule_config(),
-        }
+        meta = run_metadata(self.model, self.sampler, num_steps, sample_options)
+        meta.update(
+            kind=kind,
+            num_images=len(seeds),
+            seeds=seeds,
+            files=names,
+            labels=None if labels is None else labels.tolist(),
+            noise="per-image torch.Generator(seed): x_T first, then each stochastic step",
+            png_scale=self.png_scale,
+            precision=str(self.dtype).removeprefix("torch."),
+            compile=self.compile,
+            compile_backend=self.compile_backend if self.compile else None,
+            device=str(self.device),
+        )
+        return meta
 
-    def _schedule_config(self) -> dict[str, Any]:
-        """The model's own schedule config when the sampler uses the same noise levels (so the
-        sampler can be rebuilt exactly from it), else the sampler's schedule."""
-        schedule = self._schedule()
-        own = getattr(self.model, "noise_schedule", None)
-        if isinstance(own, NoiseSchedule) and torch.equal(
-            own.alpha_bars.cpu(), schedule.alpha_bars.cpu()
-        ):
-            return own.config()
-        return schedule.config()
+
+def make_sampler(name: str, model: nn.Module, device: str | torch.device = "cpu") -> Any:
+    """The sampler called ``name`` (one of :data:`SAMPLER_NAMES`) for ``model`` and the schedule
+    it was trained with (``model.noise_schedule``)."""
+    if name not in SAMPLERS:
+        raise ValueError(f"sampler must be one of {SAMPLER_NAMES}, got {name!r}")
+    schedule = getattr(model, "noise_schedule", None)
+    if not isinstance(schedule, NoiseSchedule):
+        raise ValueError("model has no noise_schedule: load it with load_checkpoint or train it")
+    cls = SAMPLERS[name]
+    arg = schedule.betas if cls is DDPMSampler else schedule.alpha_bars
+    return cls(model, arg, device)
+
+
+def _schedule_config(model: nn.Module, sampler: Any) -> dict[str, Any] | None:
+    """The model's own schedule config when the sampler uses the same noise levels (so the
+    sampler can be rebuilt exactly from it), else the sampler's schedule."""
+    used = getattr(sampler, "schedule", None)
+    own = getattr(model, "noise_schedule", None)
+    if isinstance(own, NoiseSchedule) and (
+        used is None or torch.equal(own.alpha_bars.cpu(), used.alpha_bars.cpu())
+    ):
+        return own.config()
+    return used.config() if isinstance(used, NoiseSchedule) else None
+
+
+def run_metadata(
+    model: nn.Module, sampler: Any, num_steps: int | None, sample_options: dict[str, Any]
+) -> dict[str, Any]:
+    """What a sampling run needs to be repeated: versions, the sampler's class and options, the
+    number of steps, and the model and schedule configs (JSON-ready)."""
+    sampler_cls = type(sampler)
+    config = getattr(model, "config", None)
+    return {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": _versions(),
+        "sampler": {
+            "class": sampler_cls.__qualname__,
+            "module": sampler_cls.__module__,
+            "options": _plain(sample_options),
+        },
+        "num_steps": num_steps,
+        "image_shape": list(getattr(model, "img_shape", ())),
+        "model_config": config.to_dict() if hasattr(config, "to_dict") else None,
+        "schedule_config": _schedule_config(model, sampler),
+    }
 
 
 def sampler_from_metadata(model: nn.Module, metadata: dict[str, Any], device: str = "cpu") -> Any:
