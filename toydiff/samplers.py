@@ -269,22 +269,24 @@ def dpm_solver_loop(
 def slerp(v0: Tensor, v1: Tensor, weight: float) -> Tensor:
     """Spherical interpolation between ``v0`` and ``v1`` (``(B, ...)``), per batch element.
 
-    ``weight`` 0 gives ``v0`` and 1 gives ``v1`` exactly. Gaussian latents have nearly constant
-    norm, which linear interpolation would shrink in the middle. Falls back to linear interpolation
-    where the two are (anti)parallel.
+    The direction moves along the great circle from ``v0 / |v0|`` to ``v1 / |v1|`` and the norm
+    linearly from ``|v0|`` to ``|v1|``: Gaussian latents keep a typical norm, which plain linear
+    interpolation would shrink in the middle, and unequal norms cannot blow the result up when the
+    two are nearly opposite. ``weight`` 0 gives ``v0`` and 1 gives ``v1``. Where the directions are
+    (anti)parallel to within 1e-6 the great circle is undefined and it interpolates linearly.
     """
     a = rearrange(v0, "b ... -> b (...)").double()
     b = rearrange(v1, "b ... -> b (...)").double()
-    cos = (a * b).sum(-1, keepdim=True) / (
-        a.norm(dim=-1, keepdim=True) * b.norm(dim=-1, keepdim=True)
-    )
-    omega = cos.clamp(-1, 1).acos()
+    norm_a, norm_b = a.norm(dim=-1, keepdim=True), b.norm(dim=-1, keepdim=True)
+    unit_a, unit_b = a / norm_a.clamp(min=1e-30), b / norm_b.clamp(min=1e-30)
+    omega = (unit_a * unit_b).sum(-1, keepdim=True).clamp(-1, 1).acos()
     sin = omega.sin()
     linear = sin.abs() < 1e-6
     safe = torch.where(linear, torch.ones_like(sin), sin)
-    w0 = torch.where(linear, torch.full_like(sin, 1 - weight), ((1 - weight) * omega).sin() / safe)
-    w1 = torch.where(linear, torch.full_like(sin, weight), (weight * omega).sin() / safe)
-    return (w0 * a + w1 * b).reshape(v0.shape).to(v0.dtype)
+    direction = (((1 - weight) * omega).sin() * unit_a + (weight * omega).sin() * unit_b) / safe
+    out = direction * ((1 - weight) * norm_a + weight * norm_b)
+    out = torch.where(linear, (1 - weight) * a + weight * b, out)
+    return out.reshape(v0.shape).to(v0.dtype)
 
 
 Loop = Callable[[NoiseFn, Tensor, StepCoefficients, Keep | None, Progress], Tensor]
