@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from toydiff.schedule import NoiseSchedule, check_betas, extract
+from toydiff.schedule import NoiseSchedule, _as_index, check_betas, extract
 from toydiff.validation import check_generator, check_images
 
 
@@ -26,15 +26,17 @@ def _check_num_steps(num_steps: object, betas: Tensor) -> int:
 def _check_noise(noise: Tensor | None, x: Tensor) -> None:
     if noise is not None and (not isinstance(noise, Tensor) or noise.shape != x.shape):
         got = tuple(noise.shape) if isinstance(noise, Tensor) else type(noise).__name__
-        raise ValueError(f"noise must be a tensor of the same shape as x {tuple(x.shape)}, got {got}")
+        raise ValueError(
+            f"noise must be a tensor of the same shape as x {tuple(x.shape)}, got {got}"
+        )
 
 
 def q_eq2(
     x: Tensor, num_steps: int, betas: Tensor, *, generator: torch.Generator | None = None
 ) -> Tensor:
-    """DDPM Eq. 2, iterated: ``x_k = sqrt(1 - beta_k) x_{k-1} + sqrt(beta_k) eps_k``, ``num_steps`` times.
+    """DDPM Eq. 2, ``num_steps`` times: ``x_k = sqrt(1 - beta_k) x_{k-1} + sqrt(beta_k) eps_k``.
 
-    ``x`` has any shape (typically ``(C, H, W)`` or ``(B, C, H, W)``); the result has the same shape.
+    ``x`` has any shape (typically ``(C, H, W)`` or ``(B, C, H, W)``); the result has its shape.
     """
     check_images(x, "x", ndim=None)
     check_betas(betas)
@@ -125,7 +127,7 @@ def reconstruct(
         raise ValueError(
             f"num_steps must be a LongTensor of timestep indices, shape ({noisy_img.shape[0]},)"
         )
-    noise_schedule.alpha_bar(num_steps)  # validates the indices
+    _as_index(num_steps, len(noise_schedule), "num_steps")
     t = num_steps.to(noise_schedule.device).long()
     sqrt_ab = extract(noise_schedule.sqrt_alpha_bars, t, noisy_img.shape).to(noisy_img.device)
     sqrt_1mab = extract(noise_schedule.sqrt_one_minus_alpha_bars, t, noisy_img.shape).to(
