@@ -9,6 +9,7 @@ from toydiff.checks.core import EXERCISES, CheckFailed, CheckReport, SubCheck, r
 from toydiff.checks.data import check_denormalize_img, check_gradient_images
 from toydiff.checks.ddim import check_ddim_step, check_karras_timesteps, check_respaced_betas
 from toydiff.checks.forward import check_q_eq2, check_q_eq4
+from toydiff.checks.guidance import check_guided_eps
 from toydiff.checks.model import check_toy_diffuser
 from toydiff.checks.sampling import check_ddpm_step, check_spot_the_bug
 from toydiff.checks.schedule import check_noise_img, check_noise_schedule, check_reconstruct
@@ -25,6 +26,7 @@ __all__ = [
     "check_denormalize_img",
     "check_diffusion_loss",
     "check_gradient_images",
+    "check_guided_eps",
     "check_karras_timesteps",
     "check_mse",
     "check_noise_img",
