@@ -109,7 +109,7 @@ def model_noise_fn(
 
     def guided(x: Tensor, t: int) -> Tensor:
         eps_c, eps_u = both(torch.cat([x, x]), t).chunk(2)
-        return eps_u.lerp_(eps_c, w)
+        return torch.lerp(eps_u, eps_c, w)
 
     return guided
 
