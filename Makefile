@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench docs clean
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+
+# README pictures and the measured sampler table, from the shipped checkpoint (a few minutes)
+docs: $(STAMP)
+	$(BIN)/python docs/make_assets.py
+	$(BIN)/toydiff evaluate --checkpoint data/gradient_mlp.pt --out docs
 
 clean:
 	rm -rf $(VENV) outputs runs wandb .pytest_cache

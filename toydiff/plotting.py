@@ -19,6 +19,7 @@ import torch
 from einops import rearrange
 from matplotlib import animation
 from matplotlib.figure import Figure
+from PIL import Image
 from torch import Tensor
 
 from toydiff.schedule import SCHEDULE_KINDS, NoiseSchedule
@@ -224,11 +225,27 @@ def save_denoising_strip(
     return Path(path)
 
 
-def _animate(fig: Figure, update, n_frames: int, path: str | os.PathLike[str], fps: int) -> Path:
+class _PalettePillowWriter(animation.PillowWriter):
+    """PillowWriter that maps every frame to one adaptive palette without dithering: plots are a
+    few flat colors, and dithering them into noise makes GIFs several times larger."""
+
+    colors = 64
+
+    def finish(self) -> None:
+        self._frames = [
+            frame.convert("RGB").quantize(self.colors, dither=Image.Dither.NONE)
+            for frame in self._frames
+        ]
+        super().finish()
+
+
+def _animate(
+    fig: Figure, update, n_frames: int, path: str | os.PathLike[str], fps: int, dpi: int
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     anim = animation.FuncAnimation(fig, update, frames=n_frames, blit=False)
-    anim.save(path, writer=animation.PillowWriter(fps=fps))
+    anim.save(path, writer=_PalettePillowWriter(fps=fps), dpi=dpi)
     plt.close(fig)
     return path
 
@@ -249,17 +266,29 @@ def save_denoising_gif(
     max_frames: int = 60,
     hold: int = 12,
     labels: Sequence[str] | None = None,
+    dpi: int = 60,
+    height: float = 2.0,
 ) -> Path:
     """An animated GIF of image denoising: ``steps`` is the list ``[x_T, ..., x_0]`` of
-    ``(B, C, H, W)`` in ``[0, 1]``, one grid per frame; ``labels[i]`` is the title of step ``i``."""
+    ``(B, C, H, W)`` in ``[0, 1]``, one grid per frame; ``labels[i]`` is the title of step ``i``.
+
+    At most ``max_frames`` evenly spaced states, the last one held ``hold`` frames more; the grid
+    is ``height`` inches high at ``dpi`` (GIFs of noise compress badly: keep them small).
+    """
     if not steps:
         raise ValueError("steps must be a non-empty list of (B, C, H, W) tensors")
     idx = _frame_indices(len(steps), max_frames, hold)
     grids = [_to_hwc(make_grid(steps[i], nrow=nrow)) for i in idx]
     h, w = grids[0].shape[:2]
-    fig, ax = plt.subplots(figsize=(max(2.0, 3.2 * w / h), 3.4))
+    fig, ax = plt.subplots(figsize=(max(2.0, height * w / h), height + 0.3))
     ax.axis("off")
-    im = ax.imshow(grids[0], cmap="gray" if grids[0].ndim == 2 else None, vmin=0, vmax=1)
+    im = ax.imshow(
+        grids[0],
+        cmap="gray" if grids[0].ndim == 2 else None,
+        vmin=0,
+        vmax=1,
+        interpolation="nearest",
+    )
     title = ax.set_title("", fontsize=9)
     fig.tight_layout()
 
@@ -268,7 +297,7 @@ def save_denoising_gif(
         i = idx[k]
         title.set_text(labels[i] if labels is not None else f"step {i} of {len(steps) - 1}")
 
-    return _animate(fig, update, len(idx), path, fps)
+    return _animate(fig, update, len(idx), path, fps, dpi)
 
 
 def save_signal_gif(
@@ -280,6 +309,7 @@ def save_signal_gif(
     max_frames: int = 60,
     hold: int = 12,
     labels: Sequence[str] | None = None,
+    dpi: int = 60,
 ) -> Path:
     """An animated GIF of a 1-D signal being denoised: ``steps`` is ``[x_T, ..., x_0]``, each
     ``(L,)`` or ``(B, L)`` (one line per signal); ``target (L,)`` is drawn dashed for reference."""
@@ -294,7 +324,8 @@ def save_signal_gif(
     if target is not None:
         ax.plot(xs, target.detach().cpu().reshape(-1), "k--", lw=1, label="data")
         ax.legend(loc="upper right", fontsize=8)
-    lines = [ax.plot(xs, row, lw=1.2)[0] for row in signals[0]]
+    # Without antialiasing a frame holds a few flat colors, which GIF compresses tenfold.
+    lines = [ax.plot(xs, row, lw=1.2, antialiased=False)[0] for row in signals[0]]
     ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
     ax.set_xlabel("position")
     title = ax.set_title("", fontsize=9)
@@ -306,7 +337,7 @@ def save_signal_gif(
             line.set_ydata(row)
         title.set_text(labels[i] if labels is not None else f"step {i} of {len(steps) - 1}")
 
-    return _animate(fig, update, len(idx), path, fps)
+    return _animate(fig, update, len(idx), path, fps, dpi)
 
 
 def plot_mixture(
