@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from toydiff import gradient_images, normalize_img
+from toydiff import gradient_images, load_checkpoint, normalize_img
+from toydiff.cli import DEFAULT_CHECKPOINT
 from toydiff.generation import (
     ImageGenerator,
     InferenceModel,
@@ -22,8 +23,9 @@ SHAPE = (3, 5, 5)
 
 
 @pytest.fixture(scope="module")
-def model(trained_model):
-    return trained_model
+def model():
+    """The committed reference checkpoint (T=100): loads in milliseconds, no training."""
+    return load_checkpoint(DEFAULT_CHECKPOINT)[0]
 
 
 def ddpm(model) -> DDPMSampler:
@@ -220,3 +222,27 @@ def test_compiled_model_matches_eager(model) -> None:
             assert torch.allclose(compiled.predict_at(x, t), model.predict_at(x, t), atol=1e-6)
     with pytest.raises(ValueError, match="dtype"):
         InferenceModel(model, dtype=torch.float16)
+
+
+def test_labels_follow_their_images_across_batches(tmp_path: Path) -> None:
+    """Per-image labels (and guidance) are sliced with the seeds, so batching changes nothing."""
+    from toydiff import NoiseSchedule, ToyDiffuser, ToyDiffuserConfig
+
+    torch.manual_seed(0)
+    cond = ToyDiffuser(ToyDiffuserConfig(SHAPE, 32, 20, num_classes=3))
+    cond.noise_schedule = NoiseSchedule(20)
+    sampler = DDIMSampler(cond, cond.noise_schedule.alpha_bars)
+    labels = torch.tensor([0, 2, 1, 2, 0])
+    runs = [
+        ImageGenerator(cond, sampler, tmp_path / str(bs)).generate_batch(
+            5, bs, 8, y=labels, guidance_scale=2.0, progress=False, return_images=True
+        )
+        for bs in (2, 5)
+    ]
+    assert torch.allclose(runs[0].images, runs[1].images, atol=1e-5)
+    assert runs[0].metadata["labels"] == labels.tolist()
+    # The label matters: the same seed with another class gives another image.
+    other = ImageGenerator(cond, sampler, tmp_path / "other").generate_with_seeds(
+        [1], 8, y=0, guidance_scale=2.0, progress=False
+    )
+    assert not torch.allclose(other[0], runs[0].images[1], atol=1e-3)
