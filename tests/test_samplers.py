@@ -266,6 +266,16 @@ def test_point_mass_is_recovered(schedule, steps) -> None:
             close(out, mu.expand(32, 2), atol=1e-4)
 
 
+def test_algorithm_2_accepts_the_mixture_model(exact, schedule) -> None:
+    a = sample(
+        exact, 5, schedule=schedule, generator=torch.Generator().manual_seed(1), progress=False
+    )
+    b = DDPMSampler(exact, schedule.betas).sample(
+        (5, 2), clip_denoised=False, generator=torch.Generator().manual_seed(1), progress=False
+    )
+    close(a, b)
+
+
 def test_ddpm_full_chain_is_algorithm_2(schedule) -> None:
     model = ToyDiffuser(ToyDiffuserConfig((3, 4, 4), 32, T))
     kw = dict(generator=None, progress=False)
@@ -454,6 +464,11 @@ def test_bad_input(exact, schedule) -> None:
         ddim.sample((0, 2), 10)
     with pytest.raises(TypeError, match="shape"):
         ddim.sample("4, 2", 10)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"shape must be \(B, 2\)"):
+        ddim.sample((4, 3), 10)
+    toy = ToyDiffuser(ToyDiffuserConfig((3, 4, 4), 8, T))
+    with pytest.raises(ValueError, match=r"shape must be \(B, 3, 4, 4\)"):
+        DPMSolverSampler(toy, schedule.alpha_bars).sample((2, 3, 4, 5), 5, progress=False)
     with pytest.raises(ValueError, match="x_T must have shape"):
         ddpm.sample((4, 2), 10, x_T=torch.zeros(4, 3))
     with pytest.raises(ValueError, match="y must be a LongTensor"):

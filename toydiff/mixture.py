@@ -158,6 +158,9 @@ class MixtureNoisePredictor(nn.Module):
         betas = check_betas(betas).detach().double().cpu()
         self.config = mixture
         self.max_steps = len(betas)
+        # The shape of one sample, named as ToyDiffuser's so that Algorithm 2's sample() and the
+        # samplers' shape checks treat both models alike.
+        self.img_shape = (mixture.dim,)
         self.register_buffer("alpha_bars", torch.cumprod(1 - betas, 0))
         self.register_buffer("means", mixture.means.float())
         self.register_buffer("variances", mixture.stds.float() ** 2)

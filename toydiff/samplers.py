@@ -337,6 +337,12 @@ class _Sampler:
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
         """Run ``loop`` from ``x`` (a copy of the given x_T) or from fresh noise of ``shape``."""
         shape = check_shape(shape)
+        sample_shape = getattr(self.model, "img_shape", None)
+        if sample_shape is not None and shape[1:] != tuple(sample_shape):
+            raise ValueError(
+                f"shape must be (B, {', '.join(map(str, sample_shape))}) for this model, "
+                f"got {shape}"
+            )
         if timesteps is None:
             timesteps = self.timesteps(num_steps, spacing)
         coeffs = step_coefficients(self.schedule, timesteps)
