@@ -107,7 +107,7 @@ class RunLogger:
         """``metrics``: scalars (tensors are read here, so call this only every few steps).
         ``images``: name -> ``(N, C, H, W)`` in ``[0, 1]``, logged to wandb as a row of images."""
         record = {k: _plain(v) for k, v in metrics.items()}
-        if self.metrics_path is not None:
+        if self.metrics_path is not None and record:  # an images-only log has no scalars
             with self.metrics_path.open("a") as f:
                 f.write(json.dumps({"step": step, **record}) + "\n")
         if self.run is None:
@@ -138,4 +138,3 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def to_images(x: Tensor) -> Tensor:
     """Model-space ``[-1, 1]`` to displayable ``[0, 1]`` (no gradient, CPU)."""
     return ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
-
