@@ -67,7 +67,8 @@ def test_training_on_gradients_drives_the_loss_down(trained_model: ToyDiffuser) 
 
 
 def test_metrics_file_and_loss_curve(tmp_path: Path) -> None:
-    model = train(_model(), _config(tmp_path, epochs=3), _data(512), _data(256, seed=1))
+    cfg = _config(tmp_path, epochs=3, img_log_interval=4)
+    model = train(_model(), cfg, _data(512), _data(256, seed=1))
     run_dir = tmp_path / "run"
     assert model.run_dir == run_dir
     records = read_metrics(run_dir / "metrics.jsonl")
@@ -76,6 +77,7 @@ def test_metrics_file_and_loss_curve(tmp_path: Path) -> None:
     assert len(train_losses) == 3 * 8 // 4  # 8 steps per epoch, one record per 4 steps
     assert len(eval_losses) == 3
     assert all(math.isfinite(x) and 0 < x < 2 for x in train_losses + eval_losses)
+    assert all(len(r) > 1 for r in records)  # image logs leave no empty records
     steps = [r["step"] for r in records]
     assert steps == sorted(steps)
     png = run_dir / "loss_curve.png"
