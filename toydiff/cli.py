@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from toydiff.evaluation import add_evaluate_args, run_evaluate
+from toydiff.grading.command import add_grade_args, run_grade
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "gradient_mlp.pt"
 
@@ -319,6 +320,11 @@ COMMANDS: dict[str, tuple[str, AddArgs, Run]] = {
         "measure samplers and step counts on a checkpoint: quality and speed table, CSV, plot",
         add_evaluate_args,
         run_evaluate,
+    ),
+    "grade": (
+        "grade a folder of student notebooks: grades.csv and feedback per student",
+        add_grade_args,
+        run_grade,
     ),
 }
 
