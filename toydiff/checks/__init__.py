@@ -8,6 +8,7 @@ returns a :class:`~toydiff.checks.core.CheckReport`. ``EXERCISES`` lists every e
 from toydiff.checks.core import EXERCISES, CheckFailed, CheckReport, SubCheck, run_checks
 from toydiff.checks.data import check_denormalize_img, check_gradient_images
 from toydiff.checks.ddim import check_ddim_step, check_karras_timesteps, check_respaced_betas
+from toydiff.checks.fast_samplers import check_dpmpp_2m_step, check_half_log_snr
 from toydiff.checks.forward import check_q_eq2, check_q_eq4
 from toydiff.checks.guidance import check_guided_eps
 from toydiff.checks.model import check_toy_diffuser
@@ -25,8 +26,10 @@ __all__ = [
     "check_ddpm_step",
     "check_denormalize_img",
     "check_diffusion_loss",
+    "check_dpmpp_2m_step",
     "check_gradient_images",
     "check_guided_eps",
+    "check_half_log_snr",
     "check_karras_timesteps",
     "check_mse",
     "check_noise_img",

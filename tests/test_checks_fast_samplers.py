@@ -1,0 +1,115 @@
+"""Notebook 09 checks: the solutions pass; each wrong answer fails the right sub-check."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from solution_cells import solution
+
+from toydiff.checks import check_dpmpp_2m_step, check_half_log_snr
+
+
+def _failed(report) -> set[str]:
+    return {r.name for r in report.results if r.status == "failed"}
+
+
+def _in_place_lambda(ab):
+    return ab.div_(1 - ab).log_().mul_(0.5)
+
+
+LAMBDA_BUGS = {
+    "log-SNR instead of half": (
+        lambda ab: torch.log(ab / (1 - ab)),
+        "lambda = log(alpha_t / sigma_t) = 0.5 log(alpha_bar / (1 - alpha_bar))",
+    ),
+    "inverted ratio": (
+        lambda ab: 0.5 * torch.log((1 - ab) / ab),
+        "lambda decreases along the schedule",
+    ),
+    "in-place": (_in_place_lambda, "alpha_bar is not changed in place"),
+}
+
+
+def _step(
+    x,
+    d,
+    d_old,
+    ab,
+    ab_next,
+    ab_old=None,
+    *,
+    full_snr=False,
+    r_one=False,
+    first_order=False,
+    no_last=False,
+    in_place=False,
+):
+    scale = 1.0 if full_snr else 0.5
+    if ab_next >= 1 and not no_last:
+        return d.clone()
+
+    def lam(a):
+        return scale * math.log(a / (1 - a)) if a < 1 else math.inf
+
+    h = lam(ab_next) - lam(ab)
+    if d_old is None or first_order:
+        D = d
+    else:
+        r = 1.0 if r_one else (lam(ab) - lam(ab_old)) / h
+        D = (1 + 1 / (2 * r)) * d - 1 / (2 * r) * d_old
+    ratio = math.sqrt((1 - ab_next) / (1 - ab))
+    if in_place:
+        return x.mul_(ratio).sub_(math.sqrt(ab_next) * math.expm1(-h) * D)
+    return ratio * x - math.sqrt(ab_next) * math.expm1(-h) * D
+
+
+def _with(**bug):
+    return lambda *a, **k: _step(*a, **k, **bug)
+
+
+STEP_BUGS = {
+    "log-SNR instead of half": (
+        _with(full_snr=True),
+        "first step (no previous x0) equals a DDIM step with eta = 0",
+    ),
+    "r fixed to 1": (_with(r_one=True), "second-order steps follow DPM-Solver++(2M)"),
+    "always first order": (_with(first_order=True), "the previous prediction is used"),
+    "last step not special-cased": (
+        _with(no_last=True),
+        "the last step (alpha_bar_next = 1) returns the denoised estimate",
+    ),
+    "in-place update of x": (_with(in_place=True), "inputs are not changed in place"),
+}
+
+CASES = [
+    (check_half_log_snr, "half_log_snr", LAMBDA_BUGS),
+    (check_dpmpp_2m_step, "dpmpp_2m_step", STEP_BUGS),
+]
+
+
+@pytest.mark.parametrize(("check", "name"), [(c, n) for c, n, _ in CASES])
+def test_solution_passes(check, name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    report = check(solution(name))
+    assert report.passed, str(report)
+    assert "Traceback" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("check", "bugs", "bug"), [(c, b, n) for c, _, b in CASES for n in b])
+def test_bug_is_caught(check, bugs: dict, bug: str, capsys: pytest.CaptureFixture[str]) -> None:
+    impl, subcheck = bugs[bug]
+    report = check(impl)
+    assert not report.passed
+    assert subcheck in _failed(report), str(report)
+    assert "Traceback" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("check", [c for c, _, _ in CASES])
+def test_stub_is_not_attempted(check, capsys: pytest.CaptureFixture[str]) -> None:
+    def stub(*args, **kwargs):
+        raise NotImplementedError("write me")
+
+    report = check(stub)
+    assert not report.attempted
+    assert "Traceback" not in capsys.readouterr().out
