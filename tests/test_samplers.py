@@ -19,6 +19,8 @@ from toydiff import (
     NoiseSchedule,
     ToyDiffuser,
     ToyDiffuserConfig,
+    gradient_images,
+    normalize_img,
     sample,
     slerp,
 )
@@ -361,6 +363,16 @@ def test_ddim_inversion_round_trip(mixture, exact, schedule) -> None:
     assert float(errors[2].mean()) < 1e-3 and float(errors[2].max()) < 0.02
     assert float(errors[2].mean()) < float(errors[0].mean()) / 5
     assert float(errors[0].mean()) < 0.02  # even without refinement, small
+
+
+def test_ddim_inversion_of_real_images(trained_model: ToyDiffuser) -> None:
+    """Gradient images through the trained model: encode, decode, and get them back."""
+    x0 = normalize_img(gradient_images(16, (3, 5, 5), generator=torch.Generator().manual_seed(5)))
+    sampler = DDIMSampler(trained_model, trained_model.noise_schedule.alpha_bars)
+    for iters, tol in ((0, 0.05), (2, 1e-3)):
+        x_T = sampler.invert(x0, 50, fixed_point_iters=iters, progress=False)
+        back = sampler.sample(x0.shape, 50, x_T=x_T, clip_denoised=False, progress=False)
+        assert float((back - x0).abs().max()) < tol, iters
 
 
 def test_inversion_is_deterministic_and_recovers_a_point(schedule) -> None:

@@ -136,11 +136,13 @@ PAIRS = [(T, n) for T in (1, 2, 7, 10, 50, 100, 1000) for n in (1, 2, 3, 7, 10, 
 
 @pytest.mark.parametrize("spacing", SPACINGS)
 def test_strictly_decreasing_unique_in_range(spacing: str) -> None:
-    cosine = {T: NoiseSchedule(T, kind="cosine").alpha_bars for T in (1, 2, 7, 10, 50, 100, 1000)}
+    sizes = (1, 2, 7, 10, 50, 100, 1000)
+    linear = {T: NoiseSchedule(T).alpha_bars for T in sizes}
+    cosine = {T: NoiseSchedule(T, kind="cosine").alpha_bars for T in sizes}
     for T, n in PAIRS:
         if n > T:
             continue
-        for ab in (NoiseSchedule(T).alpha_bars, cosine[T]):
+        for ab in (linear[T], cosine[T]):
             out = spaced(spacing, T, n, ab)
             assert out.shape == (n,), (spacing, T, n)
             assert out.dtype == torch.long
