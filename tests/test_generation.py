@@ -217,9 +217,11 @@ def test_compiled_model_matches_eager(model) -> None:
     """The compile path (traced by dynamo; the cheap "eager" backend keeps the test fast)."""
     compiled = InferenceModel(model, compile=True, compile_backend="eager")
     x = torch.randn(6, *SHAPE, generator=torch.Generator().manual_seed(0))
+    t_batch = torch.full((6,), 40)
     with torch.no_grad():
         for t in (99, 40, 0):
             assert torch.allclose(compiled.predict_at(x, t), model.predict_at(x, t), atol=1e-6)
+        assert torch.allclose(compiled(x, t_batch), model(x, t_batch), atol=1e-6)
     with pytest.raises(ValueError, match="dtype"):
         InferenceModel(model, dtype=torch.float16)
 
