@@ -71,18 +71,21 @@ def test_schedule_plot_draws_the_schedules(tmp_path) -> None:
 def test_denoising_strip_and_trajectory_strip(tmp_path) -> None:
     steps = steps_of_images()
     x0_pred = [steps[-1]] * len(steps)
-    assert_image(save_denoising_strip(steps, x0_pred, tmp_path / "strip.png", timesteps=range(6)))
-    assert_image(save_trajectory_strip(steps, tmp_path / "traj.png"))
+    strip = save_denoising_strip(
+        steps, x0_pred, tmp_path / "strip.png", timesteps=range(6), n_frames=3, n_images=1
+    )
+    assert_image(strip)
+    assert_image(save_trajectory_strip(steps, tmp_path / "traj.png", n_frames=3, n_rows=1))
     with pytest.raises(ValueError, match="same length"):
         save_denoising_strip(steps, x0_pred[:2], tmp_path / "bad.png")
 
 
 def test_denoising_gif_shows_every_state_and_holds_the_last(tmp_path) -> None:
-    steps = steps_of_images(10)
+    steps = steps_of_images(6)
     img = assert_image(save_denoising_gif(steps, tmp_path / "d.gif", hold=3, fps=10), "GIF")
     durations = frame_durations(img)
-    assert img.n_frames == 10 and durations[0] == 100
-    assert sum(durations) == pytest.approx(1300, abs=20)  # the last state shown 1 + 3 times
+    assert img.n_frames == 6 and durations[0] == 100
+    assert sum(durations) == pytest.approx(900, abs=20)  # the last state shown 1 + 3 times
     img = assert_image(save_denoising_gif(steps, tmp_path / "e.gif", max_frames=4, hold=0), "GIF")
     assert img.n_frames == 4
     with pytest.raises(ValueError, match="non-empty"):
@@ -91,13 +94,13 @@ def test_denoising_gif_shows_every_state_and_holds_the_last(tmp_path) -> None:
 
 def test_signal_gif_of_a_noised_sine(tmp_path) -> None:
     signal = torch.sin(torch.linspace(0, 2 * math.pi, 64))
-    betas = variance_schedule(20, 1e-3, 0.2)
-    forward = [q_eq2(signal, k, betas, generator=gen(k)) for k in range(20)]
+    betas = variance_schedule(8, 1e-2, 0.5)
+    forward = [q_eq2(signal, k, betas, generator=gen(k)) for k in range(8)]
     path = save_signal_gif(forward[::-1], tmp_path / "sine.gif", target=signal, hold=0)
-    assert assert_image(path, "GIF").n_frames == 20
+    assert assert_image(path, "GIF").n_frames == 8
     batch = [torch.stack([s, -s]) for s in forward[::-1]]
-    img = assert_image(save_signal_gif(batch, tmp_path / "two.gif", max_frames=5, hold=0), "GIF")
-    assert img.n_frames == 5
+    img = assert_image(save_signal_gif(batch, tmp_path / "two.gif", max_frames=3, hold=0), "GIF")
+    assert img.n_frames == 3
 
 
 def test_mixture_scatter_with_trajectories(tmp_path) -> None:

@@ -216,7 +216,8 @@ def evaluate(
     from the same ``x_T = randn((n_samples, C, H, W))`` of ``seed``, and its per-step noise comes
     from a generator seeded with ``seed + 1``. The real reference set is drawn with ``seed + 2``,
     the real anchor row with ``seed + 3``. Specs with more steps than T raise ``ValueError``.
-    Each sampler runs ``timing_repeats`` times (same seeds, same samples); the fastest run counts.
+    The grid runs ``timing_repeats`` times (same seeds, same samples); each sampler's fastest
+    run counts.
     """
     check_positive_int(n_samples, "n_samples")
     check_positive_int(timing_repeats, "timing_repeats")
@@ -240,26 +241,34 @@ def evaluate(
         _row("real data (held out)", fresh, real, seed=seed),
         _row("noise (x_T)", denormalize_img(x_T), real, seed=seed),
     ]
-    for i, spec in enumerate(specs):
-        if progress:
-            print(f"[{i + 1}/{len(specs)}] {spec.name} {spec.num_steps or T} steps {spec.spacing}")
-        # The fastest of a few identical seeded runs: the least disturbed by other processes.
-        seconds = math.inf
-        for _ in range(timing_repeats):
+    # Timing rounds go over the whole grid, so that a burst of load from other processes slows
+    # one round of every sampler rather than every round of one; each keeps its fastest run.
+    seconds = [math.inf] * len(specs)
+    images: list[Tensor] = []
+    for rnd in range(timing_repeats):
+        for i, spec in enumerate(specs):
+            if progress:
+                print(
+                    f"[round {rnd + 1}/{timing_repeats}, {i + 1}/{len(specs)}] {spec.name}, "
+                    f"{spec.num_steps or T} steps, {spec.spacing}"
+                )
             generator = torch.Generator().manual_seed(seed + 1)
             start = time.perf_counter()
             x0 = run_sampler(
                 model, schedule, spec, x_T, generator=generator, clip_denoised=clip_denoised
             )
-            seconds = min(seconds, time.perf_counter() - start)
+            seconds[i] = min(seconds[i], time.perf_counter() - start)
+            if rnd == 0:
+                images.append(denormalize_img(x0.cpu()))
+    for spec, imgs, secs in zip(specs, images, seconds, strict=True):
         rows.append(
             _row(
                 spec.name,
-                denormalize_img(x0.cpu()),
+                imgs,
                 real,
                 steps=spec.num_steps or T,
                 spacing=spec.spacing,
-                seconds=seconds,
+                seconds=secs,
                 seed=seed,
             )
         )
