@@ -248,3 +248,25 @@ def test_labels_follow_their_images_across_batches(tmp_path: Path) -> None:
         [1], 8, y=0, guidance_scale=2.0, progress=False
     )
     assert not torch.allclose(other[0], runs[0].images[1], atol=1e-3)
+
+
+def test_sampler_timesteps_keyword_starts_mid_chain(model) -> None:
+    """The samplers' ``timesteps=`` (added for SDEdit) against DDIM Eq. 12 written out by hand."""
+    sampler = ddim(model)
+    ab = model.noise_schedule.alpha_bars.double()
+    x = torch.randn(4, *SHAPE, generator=torch.Generator().manual_seed(1))
+    out = sampler.sample(
+        x.shape, x_T=x, timesteps=torch.tensor([30, 12]), clip_denoised=False, progress=False
+    )
+    with torch.no_grad():
+        eps = model.predict_at(x, 30).double()
+        x0 = (x - (1 - ab[30]).sqrt() * eps) / ab[30].sqrt()
+        x12 = ab[12].sqrt() * x0 + (1 - ab[12]).sqrt() * eps  # eta = 0
+        eps = model.predict_at(x12.float(), 12).double()
+        expected = (x12 - (1 - ab[12]).sqrt() * eps) / ab[12].sqrt()  # last step: to clean data
+    assert torch.allclose(out.double(), expected, atol=1e-4)
+    full = sampler.sample(x.shape, 10, x_T=x, progress=False)
+    explicit = sampler.sample(x.shape, x_T=x, timesteps=sampler.timesteps(10), progress=False)
+    assert torch.equal(full, explicit)
+    with pytest.raises(ValueError, match="decreasing"):
+        sampler.sample(x.shape, x_T=x, timesteps=torch.tensor([12, 30]), progress=False)
