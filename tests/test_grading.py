@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
-from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -31,6 +29,7 @@ from toydiff.grading.implementation import (
 from toydiff.grading.plugin import SOLUTIONS_DIR, load_exercises
 from toydiff.grading.report import write_reports
 from toydiff.grading.runner import GradeOptions, StudentResult, discover, grade_all
+from toydiff.grading.variants import KNOWN_ERRORS, MISBEHAVIOURS, edit_cell, rename, substitute
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -124,56 +123,12 @@ def write_nb(nb: nbformat.NotebookNode, path: Path) -> Path:
     return path
 
 
-def edit_cell(nb: nbformat.NotebookNode, name: str, edit: Callable[[str], str]):
-    """A copy of ``nb`` with the ``# EXERCISE: name`` cell's source replaced by ``edit(source)``;
-    fails when the cell is absent or the edit changes nothing (the solution text moved on)."""
-    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
-    cells = [
-        c for c in nb.cells if c.cell_type == "code" and course.exercise_name(c.source) == name
-    ]
-    if len(cells) != 1:
-        raise LookupError(f"expected one '# EXERCISE: {name}' cell, found {len(cells)}")
-    new = edit(cells[0].source)
-    if new == cells[0].source:
-        raise LookupError(f"the edit of exercise {name} changed nothing; update the test")
-    cells[0].source = new
-    return nb
-
-
-def _after_begin(lines: str) -> Callable[[str], str]:
-    """Insert ``lines`` (indented like the BEGIN marker) right after ``# BEGIN SOLUTION``."""
-
-    def edit(source: str) -> str:
-        match = re.search(r"^( *)# BEGIN SOLUTION\n", source, flags=re.M)
-        if match is None:
-            return source
-        indent = match.group(1)
-        block = "".join(f"{indent}{line}\n" for line in lines.split("\n"))
-        return source[: match.end()] + block + source[match.end() :]
-
-    return edit
-
-
-def _sub(pattern: str, replacement: str) -> Callable[[str], str]:
-    return lambda source: re.sub(pattern, replacement, source)
-
-
-#: Ways a submission misbehaves, as edits of an exercise cell.
-INFINITE_LOOP = _after_begin("while True:\n    pass")
-IGNORES_TIMEOUT = _after_begin(
-    "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
-)
-FLOOD = _after_begin(
-    'import os\nos.write(1, b"y" * 3_000_000)\nfor _ in range(30):\n    print("x" * 100_000)'
-)
-
-
-def SYNTAX_ERROR(source: str) -> str:
-    return source + "\n\ndef broken(:\n    pass"
-
-
-def IMPORT_ERROR(source: str) -> str:
-    return source + "\n_RATIO = 1 / 0"
+#: Misbehaviours used on the synthetic course.
+INFINITE_LOOP = MISBEHAVIOURS["endless_loop"]
+IGNORES_TIMEOUT = MISBEHAVIOURS["ignores_the_timeout"]
+FLOOD = MISBEHAVIOURS["floods_output"]
+SYNTAX_ERROR = MISBEHAVIOURS["syntax_error"]
+IMPORT_ERROR = MISBEHAVIOURS["exception_at_import"]
 
 
 # --- export and loading (in process) -----------------------------------------------------------
@@ -311,14 +266,14 @@ def synthetic_batch(tmp_path_factory: pytest.TempPathFactory):
     variants = {
         "good": solution,
         "student": course.student_notebook(solution),
-        "wrong_halve": edit_cell(solution, "halve", _sub(r"x / 2", "x // 3")),
+        "wrong_halve": edit_cell(solution, "halve", substitute(r"x / 2", "x // 3")),
         "hardcoded": edit_cell(
-            solution, "double", _sub(r"return 2 \* x", "return {3: 6, -1.5: -3.0}.get(x, x)")
+            solution, "double", substitute(r"return 2 \* x", "return {3: 6, -1.5: -3.0}.get(x, x)")
         ),
         "loop_double": edit_cell(solution, "double", INFINITE_LOOP),
         "syntax_halve": edit_cell(solution, "halve", SYNTAX_ERROR),
         "import_double": edit_cell(solution, "double", IMPORT_ERROR),
-        "missing_halve": edit_cell(solution, "halve", _sub(r"class Halver", "class Halving")),
+        "missing_halve": edit_cell(solution, "halve", rename("Halver", "Halving")),
         "flood_double": edit_cell(solution, "double", FLOOD),
         "hang_double": edit_cell(solution, "double", IGNORES_TIMEOUT),
     }
@@ -404,28 +359,6 @@ def test_floods_and_hangs_cost_neither_memory_nor_the_batch(synthetic_batch) -> 
 
 # --- the real course (subprocesses) -------------------------------------------------------------
 
-#: Wrong answers: (exercise, notebook edit), from the reference texts' known errors (see
-#: reference/README.md) and common slips. Each must lose points at its exercise and only there.
-WRONG = {
-    "q_eq4_uniform_noise": ("q_eq4", _sub(r"torch\.randn\(", "torch.rand(")),
-    "q_eq4_counts_one_step_too_many": ("q_eq4", _sub(r"\[:\s*num_steps\]", "[: num_steps + 1]")),
-    "q_eq2_no_square_root": ("q_eq2", _sub(r"beta\s*\*\*\s*0\.5\s*\* noise", "beta * noise")),
-    "ddpm_step_sigma_is_beta": ("ddpm_step", _sub(r"math\.sqrt\(var\) \*", "var *")),
-    "ddpm_step_clip_overwritten": (
-        "ddpm_step",
-        _sub(r"\n    else:\n        mean = \(x_t", "\n    if True:\n        mean = (x_t"),
-    ),
-    "spot_the_bug_skips_index_0": (
-        "spot_the_bug",
-        _sub(r"range\(len\(schedule\) - 1, -1, -1\)", "range(len(schedule) - 1, 0, -1)"),
-    ),
-    "noise_img_never_index_0": ("noise_img", _sub(r"randint\(0, ", "randint(1, ")),
-    "ddim_step_unclamped_eps": (
-        "ddim_step",
-        _sub(r"\n( +)eps = \(x_t - math\.sqrt\(ab\) \* x0\) / math\.sqrt\(1 - ab\)", r"\n\1pass"),
-    ),
-}
-
 
 def _written_exercises() -> dict[str, str]:
     """Registered exercises whose solution notebook exists: name -> notebook."""
@@ -439,7 +372,7 @@ def _written_exercises() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def course_batch(tmp_path_factory: pytest.TempPathFactory):
     written = _written_exercises()
-    wrong = {student: (ex, edit) for student, (ex, edit) in WRONG.items() if ex in written}
+    wrong = {student: (ex, edit) for student, (ex, edit) in KNOWN_ERRORS.items() if ex in written}
     if not wrong:
         pytest.skip("none of the exercises with known-error variants has a solution notebook yet")
     graded = sorted({ex for ex, _ in wrong.values()})
