@@ -270,3 +270,24 @@ def test_sampler_timesteps_keyword_starts_mid_chain(model) -> None:
     assert torch.equal(full, explicit)
     with pytest.raises(ValueError, match="decreasing"):
         sampler.sample(x.shape, x_T=x, timesteps=torch.tensor([12, 30]), progress=False)
+
+
+def test_noise_strategy_draws_x_T_per_seed(model, tmp_path: Path) -> None:
+    from toydiff import NoiseStrategies
+    from toydiff.noise import per_sample_generators
+
+    sampler = ddim(model)
+    options = {"truncation": 1.0}
+    gen = ImageGenerator(model, sampler, tmp_path, noise="truncated_normal", noise_options=options)
+    result = gen.generate_batch(3, 2, 10, seed=4, progress=False, return_images=True)
+    x_T = NoiseStrategies.truncated_normal(
+        (3, *SHAPE), 1.0, generator=per_sample_generators([4, 5, 6])
+    )
+    assert float(x_T.abs().max()) <= 1.0
+    by_hand = sampler.sample((3, *SHAPE), 10, x_T=x_T, progress=False)
+    assert torch.allclose(result.images, by_hand, atol=1e-5)
+    assert result.metadata["x_T_strategy"] == {"name": "truncated_normal", "options": options}
+    image = reproduce_image(model, result.metadata_path, 2)
+    assert torch.allclose(image, by_hand[2], atol=1e-5)
+    with pytest.raises(ValueError, match="noise must be one of"):
+        ImageGenerator(model, sampler, tmp_path, noise="uniform")

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from toydiff.data import denormalize_img
-from toydiff.noise import per_sample_generators
+from toydiff.noise import NoiseStrategies, per_sample_generators
 from toydiff.plotting import save_image, save_image_grid
 from toydiff.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler
 from toydiff.schedule import NoiseSchedule
@@ -49,6 +49,7 @@ GRID_FILE = "samples_grid.png"
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 SAMPLERS = {"ddpm": DDPMSampler, "ddim": DDIMSampler, "dpm-solver": DPMSolverSampler}
 SAMPLER_NAMES = tuple(SAMPLERS)
+NOISE_STRATEGIES = ("standard_normal", "truncated_normal", "pyramid_noise", "latent_blend")
 
 
 class InferenceModel(nn.Module):
@@ -157,6 +158,9 @@ class ImageGenerator:
     bfloat16) and ``compile`` select an :class:`InferenceModel` that the sampler uses while this
     generator runs it (the sampler object is left as it was afterwards). ``png_scale`` enlarges each
     saved PNG (1 keeps the data's resolution); ``grid_size`` bounds how many images the grid shows.
+    ``noise`` names the :class:`toydiff.noise.NoiseStrategies` method that draws each ``x_T``
+    (``noise_options`` are its keyword arguments, e.g. ``truncation``); anything but
+    ``"standard_normal"`` departs from the ``N(0, I)`` the samplers assume, on purpose.
     """
 
     def __init__(
@@ -171,6 +175,8 @@ class ImageGenerator:
         compile_backend: str = "inductor",
         png_scale: int = 1,
         grid_size: int = 64,
+        noise: str = "standard_normal",
+        noise_options: dict[str, Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -186,6 +192,10 @@ class ImageGenerator:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.png_scale = check_positive_int(png_scale, "png_scale")
         self.grid_size = check_positive_int(grid_size, "grid_size")
+        if noise not in NOISE_STRATEGIES:
+            raise ValueError(f"noise must be one of {NOISE_STRATEGIES}, got {noise!r}")
+        self.noise = noise
+        self.noise_options = dict(noise_options or {})
         self.dtype = dtype
         self.compile = compile
         self.compile_backend = compile_backend
@@ -431,7 +441,8 @@ class ImageGenerator:
     ) -> Tensor:
         """One batch: per-seed generators draw each ``x_T``, then feed the sampler's step noise."""
         gens = per_sample_generators(seeds)
-        x_T = torch.stack([torch.randn(self.img_shape, generator=g) for g in gens])
+        strategy = getattr(NoiseStrategies, self.noise)
+        x_T = strategy((len(seeds), *self.img_shape), generator=gens, **self.noise_options)
         return self.sampler.sample(
             (len(seeds), *self.img_shape),
             num_steps,
@@ -514,6 +525,7 @@ class ImageGenerator:
             labels=None if labels is None else labels.tolist(),
             noise="per-image torch.Generator(seed): x_T first, then each stochastic step",
             png_scale=self.png_scale,
+            x_T_strategy={"name": self.noise, "options": _plain(self.noise_options)},
             precision=str(self.dtype).removeprefix("torch."),
             compile=self.compile,
             compile_backend=self.compile_backend if self.compile else None,
@@ -609,6 +621,11 @@ def reproduce_image(
         Path(metadata_path).parent,
         device,
         dtype=PRECISIONS[meta["precision"]],
+        noise=meta["x_T_strategy"]["name"],
+        noise_options={
+            k: torch.tensor(v) if k == "reference" else v
+            for k, v in meta["x_T_strategy"]["options"].items()
+        },
     )
     options = dict(meta["sampler"]["options"])
     labels = meta["labels"]
