@@ -58,8 +58,8 @@ def _betas(cls: Callable) -> None:
 def _alpha_bars(cls: Callable) -> None:
     schedule = _build(cls, 50, min_noise=1e-3, max_noise=0.05)
     ref = NoiseSchedule(50, min_noise=1e-3, max_noise=0.05)
-    got = expect_tensor(schedule.alpha_bars, (50,), "alpha_bars")
-    first = float(got[0])
+    got = expect_tensor(schedule.alpha_bars, (50,), "alpha_bars").detach()
+    first = float(got[0].detach())
     expect(
         abs(first - (1 - 1e-3)) < 1e-6,
         f"alpha_bars[0] is {first:.6f}; index 0 is one step, so it must be 1 - beta_0 = 0.999",
