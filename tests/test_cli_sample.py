@@ -106,3 +106,12 @@ def test_generate_is_independent_of_batch_size(tmp_path: Path) -> None:
     assert meta["seeds"] == [0, 1, 2, 3, 4] and meta["batch_size"] == 2
     assert main(["generate", "--seeds", "7", "9", "--out", str(tmp_path / "c")]) == 0
     assert (tmp_path / "c" / "seed_00000009.png").exists()
+
+
+def test_generate_with_truncated_noise(tmp_path: Path, capsys) -> None:
+    argv = ["generate", "--n", "3", "--sampler", "ddim", "--steps", "5", "--out", str(tmp_path)]
+    assert main([*argv, "--noise", "truncated_normal", "--truncation", "1.5"]) == 0
+    meta = json.loads((tmp_path / "metadata.json").read_text())
+    assert meta["x_T_strategy"] == {"name": "truncated_normal", "options": {"truncation": 1.5}}
+    assert main([*argv, "--truncation", "1.5"]) == 2
+    assert "--truncation applies to --noise truncated_normal" in capsys.readouterr().err

@@ -241,12 +241,21 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--png-scale", type=int, default=1, help="enlarge each PNG by this factor")
+    p.add_argument(
+        "--noise",
+        choices=("standard_normal", "truncated_normal", "pyramid_noise"),
+        default="standard_normal",
+        help="how each x_T is drawn from its seed (toydiff.NoiseStrategies)",
+    )
+    p.add_argument("--truncation", type=float, default=None, help="for --noise truncated_normal")
 
 
 def run_generate(args: argparse.Namespace) -> int:
     from toydiff.checkpoint import load_checkpoint
     from toydiff.generation import PRECISIONS, ImageGenerator
 
+    if args.truncation is not None and args.noise != "truncated_normal":
+        raise ValueError("--truncation applies to --noise truncated_normal only")
     model, _ = load_checkpoint(args.checkpoint)
     sampler, num_steps, options = sampler_from_args(args, model)
     generator = ImageGenerator(
@@ -256,6 +265,8 @@ def run_generate(args: argparse.Namespace) -> int:
         dtype=PRECISIONS[args.precision],
         compile=args.compile,
         png_scale=args.png_scale,
+        noise=args.noise,
+        noise_options={} if args.truncation is None else {"truncation": args.truncation},
     )
     common = dict(batch_size=args.batch_size, y=args.label, progress=False, **options)
     start = time.perf_counter()
