@@ -10,6 +10,7 @@ from toydiff.checks.data import check_denormalize_img, check_gradient_images
 from toydiff.checks.ddim import check_ddim_step, check_karras_timesteps, check_respaced_betas
 from toydiff.checks.fast_samplers import check_dpmpp_2m_step, check_half_log_snr
 from toydiff.checks.forward import check_q_eq2, check_q_eq4
+from toydiff.checks.generation import check_seeded_noise, check_slerp
 from toydiff.checks.guidance import check_guided_eps
 from toydiff.checks.model import check_toy_diffuser
 from toydiff.checks.sampling import check_ddpm_step, check_spot_the_bug
@@ -38,6 +39,8 @@ __all__ = [
     "check_q_eq4",
     "check_reconstruct",
     "check_respaced_betas",
+    "check_seeded_noise",
+    "check_slerp",
     "check_spot_the_bug",
     "check_toy_diffuser",
     "run_checks",
