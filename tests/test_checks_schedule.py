@@ -1,5 +1,5 @@
 """Notebook 03 checks (``NoiseSchedule``, ``noise_img``, ``reconstruct``): the solutions pass; each
-mistake fails the right sub-check, including the reference text's ``randint(1, T)`` (known error 2)."""
+mistake fails the right sub-check, including the reference text's randint(1, T) (known error 2)."""
 
 from __future__ import annotations
 
