@@ -36,7 +36,7 @@ bench: $(STAMP)
 # README pictures and the measured sampler table, from the shipped checkpoint (a few minutes)
 docs: $(STAMP)
 	$(BIN)/python docs/make_assets.py
-	$(BIN)/toydiff evaluate --checkpoint data/gradient_mlp.pt --out docs
+	$(BIN)/toydiff evaluate --checkpoint data/gradient_mlp.pt --out docs --threads 1 --timing-repeats 5
 
 clean:
 	rm -rf $(VENV) outputs runs wandb .pytest_cache

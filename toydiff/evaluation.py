@@ -482,11 +482,14 @@ def denoising_trajectory(
 
 
 def time_note() -> str:
-    """How the timings were taken, for the notes under the table."""
+    """How the timings were taken (threads, CPU count, load average), for the notes."""
     threads = torch.get_num_threads()
+    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
     return (
-        f"Times: wall clock of one batch scaled to 10,000 samples; CPU, torch {torch.__version__}, "
-        f"{threads} thread{'s' if threads != 1 else ''}; they vary with machine load."
+        f"Times: the fastest of the timing rounds for one batch, scaled to 10,000 samples; CPU "
+        f"({os.cpu_count()} cores{load}), torch {torch.__version__}, {threads} "
+        f"thread{'s' if threads != 1 else ''}. Other processes slow them down: NFE is the "
+        "load-free measure of cost."
     )
 
 
@@ -505,12 +508,18 @@ def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="3 configurations only (a smoke test)")
     p.add_argument("--no-clip", action="store_true", help="do not clamp the predicted x0")
     p.add_argument("--timing-repeats", type=int, default=3, help="runs per sampler; fastest counts")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)"
+    )
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """``toydiff evaluate``: the table, CSV and plot for a checkpoint, written to ``--out``."""
     from toydiff.checkpoint import load_checkpoint
 
+    if args.threads is not None:
+        check_positive_int(args.threads, "--threads")
+        torch.set_num_threads(args.threads)
     model, schedule = load_checkpoint(args.checkpoint)
     T = len(schedule)
     if args.quick:
