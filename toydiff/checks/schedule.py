@@ -76,7 +76,7 @@ def _accessors(cls: Callable) -> None:
         expect(callable(method), f"the schedule has no method {name}(t)")
         got = expect_tensor(method(t), (3,), f"{name}(LongTensor of 3 indices)")
         expect(max_diff(got, getattr(ref, name)(t)) < 1e-6, f"{name}(t) returns wrong values")
-        one = method(T - 1).detach()
+        one = torch.as_tensor(method(T - 1)).detach()
         want = float(getattr(ref, name)(T - 1))
         expect(abs(float(one) - want) < 1e-6, f"{name}({T - 1}) returns {float(one):.6f}")
 
