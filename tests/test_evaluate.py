@@ -156,3 +156,38 @@ def test_cli_evaluate_quick(trained_model, tmp_path, capsys) -> None:
     assert Image.open(out / "quality_vs_steps.png").width > 100
     assert "eval_table.md" in capsys.readouterr().out
     assert main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--quick"]) == 2
+
+
+@pytest.mark.slow
+def test_training_logs_sample_quality_every_epoch(tmp_path) -> None:
+    from torch.utils.data import TensorDataset
+
+    from toydiff import ToyDiffuser, ToyDiffuserConfig, TrainConfig, gradient_images, train
+    from toydiff.data import normalize_img
+    from toydiff.tracking import read_metrics
+
+    images = normalize_img(gradient_images(256, (3, 4, 4), generator=gen(0)))
+
+    def run(name: str, eval_samples: int) -> list[dict]:
+        model = ToyDiffuser(ToyDiffuserConfig((3, 4, 4), 32, 20))
+        config = TrainConfig(
+            epochs=2,
+            max_steps=20,
+            wandb_mode="disabled",
+            out_dir=str(tmp_path),
+            run_name=name,
+            progress=False,
+            eval_samples=eval_samples,
+        )
+        train(model, config, TensorDataset(images))
+        return [
+            r for r in read_metrics(tmp_path / name / "metrics.jsonl") if "sample_gradient_rms" in r
+        ]
+
+    records = run("on", 16)
+    assert [r["epoch"] for r in records] == [1, 2]
+    for r in records:
+        assert 0 < r["sample_gradient_rms"] < 0.6 and 0 < r["sample_corner_spread"] < 0.6
+    assert run("off", 0) == []
+    with pytest.raises(ValueError, match="eval_samples"):
+        TrainConfig(eval_samples=-1)
