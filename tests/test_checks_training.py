@@ -1,0 +1,114 @@
+"""Notebook 05 check (``diffusion_loss``): the solution passes; each mistake fails the right
+sub-check, including the reference text's ``randint(1, T)`` (known error 2)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from check_harness import assert_caught, assert_no_traceback, assert_not_attempted, assert_passes
+from solution_cells import solution
+
+from toydiff.checks import check_diffusion_loss
+
+
+def _loss(
+    model,
+    x0,
+    schedule,
+    *,
+    generator=None,
+    low=0,
+    index_shift=0,
+    sqrt=True,
+    noise="gaussian",
+    target="noise",
+    reduction="mse",
+    model_t_shift=0,
+    detach=False,
+    in_place=False,
+):
+    """A parameterised Algorithm 1 loss; each keyword reproduces one mistake."""
+    T = len(schedule)
+    t = torch.randint(low, T, (x0.shape[0],), generator=generator)
+    if noise == "gaussian":
+        eps = torch.randn(x0.shape, generator=generator)
+    elif noise == "uniform":
+        eps = torch.rand(x0.shape, generator=generator)
+    elif noise == "uniform_unit_variance":
+        eps = (torch.rand(x0.shape, generator=generator) - 0.5) * math.sqrt(12)
+    else:
+        eps = torch.randn_like(x0)
+    ab = schedule.alpha_bars[(t + index_shift).clamp(0, T - 1)].view(-1, 1, 1, 1)
+    a, b = (ab.sqrt(), (1 - ab).sqrt()) if sqrt else (ab, 1 - ab)
+    x_t = x0.mul_(a).add_(b * eps) if in_place else a * x0 + b * eps
+    pred = model(x_t, (t + model_t_shift).clamp(0, T - 1))
+    goal = eps if target == "noise" else x0
+    if reduction == "mse":
+        loss = F.mse_loss(pred, goal)
+    elif reduction == "sum":
+        loss = F.mse_loss(pred, goal, reduction="sum")
+    else:
+        loss = F.l1_loss(pred, goal)
+    return torch.tensor(loss.item()) if detach else loss
+
+
+def _variant(**kwargs):
+    def impl(model, x0, schedule, *, generator=None):
+        return _loss(model, x0, schedule, generator=generator, **kwargs)
+
+    return impl
+
+
+def _stub(model, x0, schedule, *, generator=None):
+    raise NotImplementedError("diffusion_loss")
+
+
+ORACLE = "the model sees Eq. 4 at the index it is given"
+MSE = "mean squared error against the noise"
+GAUSSIAN = "the noise is standard Gaussian"
+SEEDED = "uses the generator (same seed, same loss)"
+WRONG = {
+    "randint(1, T): index 0 never trained (known error 2)": (
+        _variant(low=1),
+        "trains every index 0..T-1, uniformly",
+    ),
+    "noised at index t + 1": (_variant(index_shift=1), ORACLE),
+    "model told t - 1": (_variant(model_t_shift=-1), ORACLE),
+    "no square roots in Eq. 4": (_variant(sqrt=False), ORACLE),
+    "target is x0, not the noise": (_variant(target="x0"), MSE),
+    "L1 loss": (_variant(reduction="l1"), MSE),
+    "summed, not averaged": (_variant(reduction="sum"), MSE),
+    "uniform noise": (_variant(noise="uniform"), GAUSSIAN),
+    "unit-variance uniform noise": (_variant(noise="uniform_unit_variance"), GAUSSIAN),
+    "ignores the generator": (
+        _variant(noise="global"),
+        "uses the generator (same seed, same loss)",
+    ),
+    "loss cut from the graph": (
+        _variant(detach=True),
+        "returns a scalar loss whose gradient reaches the model",
+    ),
+    "noises x0 in place": (_variant(in_place=True), "leaves x0 unchanged"),
+}
+
+
+def test_solution_passes() -> None:
+    assert_passes(check_diffusion_loss, solution("diffusion_loss"))
+    assert_passes(check_diffusion_loss, _variant())
+
+
+@pytest.mark.parametrize("name", WRONG)
+def test_wrong_loss_fails_the_right_subcheck(name: str) -> None:
+    impl, subcheck = WRONG[name]
+    assert_caught(check_diffusion_loss, impl, subcheck)
+
+
+def test_stub_is_not_attempted() -> None:
+    assert_not_attempted(check_diffusion_loss, _stub)
+
+
+def test_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    assert_no_traceback(check_diffusion_loss, [f for f, _ in WRONG.values()], capsys)
