@@ -12,9 +12,18 @@ from toydiff.data import (
     labelled_gradient_images,
     normalize_img,
 )
+from toydiff.evaluation import evaluate
 from toydiff.forward import noise_img, q_eq2, q_eq4, reconstruct
 from toydiff.generation import ImageGenerator, InferenceModel, reproduce_image
-from toydiff.metrics import corner_color_spread, fit_gradients, gradient_rms
+from toydiff.metrics import (
+    corner_color_distance,
+    corner_color_spread,
+    fit_gradients,
+    gradient_rms,
+    mode_coverage,
+    near_mode_fraction,
+    nearest_mode,
+)
 from toydiff.mixture import GaussianMixture, MixtureNoisePredictor
 from toydiff.model import ToyDiffuser, ToyDiffuserConfig
 from toydiff.noise import NoiseStrategies
@@ -46,15 +55,20 @@ __all__ = [
     "ToyDiffuser",
     "ToyDiffuserConfig",
     "TrainConfig",
+    "corner_color_distance",
     "corner_color_spread",
     "cosine_variance_schedule",
     "denormalize_img",
+    "evaluate",
     "fit_gradients",
     "gradient_images",
     "gradient_rms",
     "labelled_gradient_images",
     "load_checkpoint",
+    "mode_coverage",
     "model_noise_fn",
+    "near_mode_fraction",
+    "nearest_mode",
     "noise_img",
     "normalize_img",
     "q_eq2",
