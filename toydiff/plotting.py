@@ -53,7 +53,7 @@ def _to_hwc(img: Tensor):
 def save_image_grid(
     images: Tensor, path: str | os.PathLike[str], nrow: int = 8, scale: int = 8
 ) -> Path:
-    """Write ``(N, C, H, W)`` images in ``[0, 1]`` as one PNG grid, each pixel ``scale`` x ``scale``."""
+    """Write ``(N, C, H, W)`` images in ``[0, 1]`` as one PNG grid, each pixel ``scale`` times."""
     grid = make_grid(images, nrow=nrow)
     grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
     path = Path(path)
