@@ -1,6 +1,7 @@
 # Two commands for a fresh machine with only Python 3.11:
 #   make demo   creates .venv, installs toydiff, trains, samples and writes outputs/
 #   make test   creates .venv if needed and runs every test
+#   make course creates .venv if needed and opens the course notebooks in JupyterLab
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,6 +22,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+course: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+# Regenerate the student notebooks from notebooks/solutions/ (run after editing a solution).
+notebooks: $(STAMP)
+	$(BIN)/python -m toydiff.course build
 
 lint: $(STAMP)
 	$(BIN)/ruff check toydiff tests benchmarks
