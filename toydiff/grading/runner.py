@@ -138,6 +138,9 @@ GRADING_ENV = {
     "MKL_NUM_THREADS": "1",
     "MPLBACKEND": "Agg",
     "PYTHONDONTWRITEBYTECODE": "1",
+    # only the plugins grading needs (named in pytest_args): scanning every installed entry
+    # point costs each submission about a second
+    "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
 }
 
 
@@ -158,6 +161,8 @@ def pytest_args(
         f"--confcutdir={EXERCISE_TESTS}",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "pytest_timeout",
         "-q",
         "-s",  # the plugin counts and discards printing itself
         "--tb=no",
