@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from toydiff import course
+from toydiff import cli, course
 
 EXERCISE = '''# EXERCISE: double
 def double(x):
@@ -127,5 +127,7 @@ def test_build_is_idempotent_and_check_sees_staleness(tmp_path: Path) -> None:
     assert any("differs" in p for p in problems)
     assert any("no solution notebook" in p for p in problems)
     assert course.main(["check", "--solutions", str(solutions), "--out", str(out)]) == 1
+    assert cli.main(["course", "check", "--solutions", str(solutions), "--out", str(out)]) == 1
+    assert cli.main(["course", "check", "--solutions", str(tmp_path / "none")]) == 2
     student = nbformat.read(out / "00_demo.ipynb", as_version=4)
     assert "BEGIN SOLUTION" not in student.cells[1].source

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from toydiff.course import add_course_args, run_course
 from toydiff.evaluation import add_evaluate_args, run_evaluate
 from toydiff.grading.command import add_grade_args, run_grade
 
@@ -336,6 +337,11 @@ COMMANDS: dict[str, tuple[str, AddArgs, Run]] = {
         "grade a folder of student notebooks: grades.csv and feedback per student",
         add_grade_args,
         run_grade,
+    ),
+    "course": (
+        "build the student notebooks from notebooks/solutions/, or check they are up to date",
+        add_course_args,
+        run_course,
     ),
 }
 

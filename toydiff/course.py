@@ -22,9 +22,10 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
-from nbformat import NotebookNode
+if TYPE_CHECKING:  # nbformat comes with jupyter; the toydiff CLI must start without it
+    from nbformat import NotebookNode
 
 #: Where the course lives when toydiff is used from a clone (an editable install).
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -143,6 +144,8 @@ def student_notebook(nb: NotebookNode, *, where: str = "notebook") -> NotebookNo
 
 def render(nb: NotebookNode) -> str:
     """The exact text a notebook is written as (so that ``check`` can compare byte for byte)."""
+    import nbformat
+
     return nbformat.writes(nb) + "\n"
 
 
@@ -159,6 +162,8 @@ def solution_notebooks(solutions_dir: Path) -> list[Path]:
 
 def expected_student_texts(solutions_dir: Path, out_dir: Path) -> dict[Path, str]:
     """Student notebook path -> the text it must have, for every solution notebook."""
+    import nbformat
+
     texts = {}
     for path in solution_notebooks(solutions_dir):
         nb = nbformat.read(path, as_version=4)
@@ -195,15 +200,15 @@ def out_of_date(
     return problems
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m toydiff.course",
-        description="Generate the student notebooks from notebooks/solutions/ or check them.",
-    )
+def add_course_args(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``toydiff course`` and ``python -m toydiff.course``."""
     parser.add_argument("action", choices=("build", "check"))
     parser.add_argument("--solutions", type=Path, default=NOTEBOOK_DIR / "solutions")
     parser.add_argument("--out", type=Path, default=NOTEBOOK_DIR)
-    args = parser.parse_args(argv)
+
+
+def run_course(args: argparse.Namespace) -> int:
+    """``build`` writes the student notebooks; ``check`` exits 1 when they are out of date."""
     try:
         if args.action == "build":
             for path in build(args.solutions, args.out):
@@ -211,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         problems = out_of_date(args.solutions, args.out)
     except (CourseError, FileNotFoundError) as err:
-        print(f"toydiff.course: error: {err}", file=sys.stderr)
+        print(f"toydiff course: error: {err}", file=sys.stderr)
         return 2
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -220,6 +225,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print("student notebooks are up to date")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m toydiff.course",
+        description="Generate the student notebooks from notebooks/solutions/ or check them.",
+    )
+    add_course_args(parser)
+    return run_course(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
