@@ -25,12 +25,14 @@ def make_model(num_classes: int | None = None, seed: int = 0, **kw) -> ToyDiffus
 
 
 def epoch_data(n: int, num_classes: int | None, seed: int = 1):
+    """``(inputs (n, 1 + P) with x_t in columns 1:, x_t, t, eps, y)``."""
     g = torch.Generator().manual_seed(seed)
     x_t = torch.randn((n, *IMG_SHAPE), generator=g)
     t = torch.randint(0, T, (n,), generator=g)
     eps = torch.randn((n, *IMG_SHAPE), generator=g)
     y = None if num_classes is None else torch.randint(0, num_classes + 1, (n,), generator=g)
-    return x_t, t, eps, y
+    inputs = torch.cat([torch.full((n, 1), float("nan")), x_t.reshape(n, -1)], dim=1)
+    return inputs, x_t, t, eps, y
 
 
 def autograd_step(model, optimizer, x_t, t, eps, y) -> float:
@@ -48,8 +50,8 @@ def test_gradients_equal_autograd(num_classes):
     # lr = 0: Adam leaves the weights alone, so p.grad holds exactly this batch's gradient.
     fast = FastMLPStep.create(model, torch.optim.Adam(model.parameters(), lr=0.0), batch_size=16)
     assert fast is not None
-    x_t, t, eps, y = epoch_data(40, num_classes)  # batches of 16, 16 and a partial 8
-    fast.load_epoch(x_t, t, eps, y)
+    inputs, x_t, t, eps, y = epoch_data(40, num_classes)  # batches of 16, 16 and a partial 8
+    fast.load_epoch(inputs, t, eps, y)
     for i, start in enumerate(range(0, 40, 16)):
         s = slice(start, start + 16)
         loss_sum = torch.zeros(())
@@ -76,8 +78,8 @@ def test_many_steps_match_autograd_adam(num_classes):
     fast = FastMLPStep.create(model, optimizer, batch_size=32)
     loss_sum, ref_losses = torch.zeros(()), 0.0
     for epoch in range(3):
-        x_t, t, eps, y = epoch_data(200, num_classes, seed=epoch)
-        fast.load_epoch(x_t, t, eps, y)
+        inputs, x_t, t, eps, y = epoch_data(200, num_classes, seed=epoch)
+        fast.load_epoch(inputs, t, eps, y)
         for i, start in enumerate(range(0, 200, 32)):
             s = slice(start, start + 32)
             fast.step(i, loss_sum)
@@ -108,12 +110,12 @@ def test_continues_from_existing_adam_state():
     reference = copy.deepcopy(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     ref_optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
-    x_t, t, eps, _ = epoch_data(64, None)
+    inputs, x_t, t, eps, _ = epoch_data(64, None)
     for s in (slice(0, 32), slice(32, 64)):  # two autograd steps first, on both
         autograd_step(model, optimizer, x_t[s], t[s], eps[s], None)
         autograd_step(reference, ref_optimizer, x_t[s], t[s], eps[s], None)
     fast = FastMLPStep.create(model, optimizer, batch_size=32)
-    fast.load_epoch(x_t, t, eps, None)
+    fast.load_epoch(inputs, t, eps, None)
     for i, s in enumerate((slice(0, 32), slice(32, 64))):
         fast.step(i, torch.zeros(()))
         autograd_step(reference, ref_optimizer, x_t[s], t[s], eps[s], None)

@@ -130,16 +130,13 @@ class FastMLPStep:
             return None
         return cls(model, optimizer, batch_size)
 
-    def load_epoch(self, x_t: Tensor, t: Tensor, eps: Tensor, y: Tensor | None) -> None:
-        """Take one epoch of Algorithm 1's inputs: ``x_t, eps (N, C, H, W)``, ``t, y (N,)``.
-
-        Builds the layer-1 input ``[t / (T - 1), x_t]`` for the whole epoch once, and the views
-        of every batch, so that a step slices nothing.
+    def load_epoch(self, inputs: Tensor, t: Tensor, eps: Tensor, y: Tensor | None) -> None:
+        """Take one epoch of Algorithm 1's inputs: ``inputs (N, 1 + P)`` holding x_t in its last
+        ``P`` columns (column 0 is overwritten with ``t / (T - 1)``: the layer-1 input),
+        ``eps (N, C, H, W)``, ``t, y (N,)``. Every batch's views are made here, once.
         """
-        n = x_t.shape[0]
-        inputs = torch.empty(n, 1 + self.num_pixels)
+        n = inputs.shape[0]
         inputs[:, 0] = self.model.scale_time(t)
-        inputs[:, 1:] = x_t.reshape(n, -1)
         targets = eps.reshape(n, -1)
         B = self.batch_size
         labels = y.split(B) if y is not None else [None] * len(inputs.split(B))
@@ -192,8 +189,12 @@ class FastMLPStep:
         bias_correction2_sqrt = math.sqrt(1 - beta2**k)
         self.exp_avg.lerp_(self.grad, 1 - beta1)
         self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
-        denom = torch.sqrt(self.exp_avg_sq, out=self.denom).div_(bias_correction2_sqrt).add_(eps)
-        self.theta.addcdiv_(self.exp_avg, denom, value=-lr / bias_correction1)
+        # m / (sqrt(v) / c + eps) = c m / (sqrt(v) + c eps) with c = sqrt(bias_correction2): one
+        # pass over the parameters fewer than torch's form.
+        denom = torch.sqrt(self.exp_avg_sq, out=self.denom).add_(eps * bias_correction2_sqrt)
+        self.theta.addcdiv_(
+            self.exp_avg, denom, value=-lr * bias_correction2_sqrt / bias_correction1
+        )
 
     def close(self) -> None:
         """Give every parameter and optimizer state tensor its own storage again."""

@@ -152,7 +152,12 @@ def _check_data(model: ToyDiffuser, images: Tensor, labels: Tensor | None, name:
 
 
 class EpochBatches:
-    """One epoch of Algorithm 1's inputs, drawn at once: shuffled x_0, t, eps and x_t (Eq. 4)."""
+    """One epoch of Algorithm 1's inputs, drawn at once: shuffled x_0, t, eps and x_t (Eq. 4).
+
+    With ``lead_columns=k``, ``noised`` is written into the last columns of ``inputs``, a
+    ``(N, k + C*H*W)`` buffer whose first ``k`` columns the caller fills (the fast MLP step puts
+    the scaled timestep there), which saves copying the epoch into a layer-1 input.
+    """
 
     def __init__(
         self,
@@ -163,6 +168,7 @@ class EpochBatches:
         null_label: int | None,
         label_dropout: float,
         generator: torch.Generator | None,
+        lead_columns: int = 0,
     ) -> None:
         n = images.shape[0]
         device = images.device
@@ -170,9 +176,11 @@ class EpochBatches:
         self.x0 = images[perm]
         self.t = torch.randint(0, len(schedule), (n,), generator=generator).to(device)
         self.noise = torch.randn(images.shape, generator=generator).to(device)
-        self.noised = (
-            extract(schedule.sqrt_alpha_bars, self.t, images.shape) * self.x0
-            + extract(schedule.sqrt_one_minus_alpha_bars, self.t, images.shape) * self.noise
+        self.inputs = torch.empty(n, lead_columns + images[0].numel(), device=device)
+        self.noised = self.inputs[:, lead_columns:].view(images.shape)
+        torch.mul(extract(schedule.sqrt_alpha_bars, self.t, images.shape), self.x0, out=self.noised)
+        self.noised.add_(
+            extract(schedule.sqrt_one_minus_alpha_bars, self.t, images.shape) * self.noise
         )
         self.y = None
         if labels is not None:
@@ -287,6 +295,7 @@ def train(
                 null_label=model.null_label,
                 label_dropout=cfg.label_dropout,
                 generator=generator,
+                lead_columns=1 if fast is not None else 0,
             )
             bar = tqdm(
                 range(steps_per_epoch),
@@ -295,7 +304,7 @@ def train(
                 leave=False,
             )
             if fast is not None:
-                fast.load_epoch(batches.noised, batches.t, batches.noise, batches.y)
+                fast.load_epoch(batches.inputs, batches.t, batches.noise, batches.y)
             for i in bar:
                 s = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
                 if fast is not None:
