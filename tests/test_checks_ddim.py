@@ -10,7 +10,12 @@ import torch
 from solution_cells import solution
 
 from toydiff import NoiseSchedule
-from toydiff.checks import check_ddim_step, check_karras_timesteps, check_respaced_betas
+from toydiff.checks import (
+    check_ddim_step,
+    check_karras_timesteps,
+    check_respaced_betas,
+    check_trailing_timesteps,
+)
 
 
 def _failed(report) -> set[str]:
@@ -135,6 +140,26 @@ RESPACED_BUGS = {
 }
 
 
+# --- trailing_timesteps -----------------------------------------------------------------------
+
+
+def _leading(T, n):  # known error 6: this is the *leading* spacing
+    return (torch.arange(n) * (T // n)).flip(0)
+
+
+def _integer_step(T, n):
+    return T - 1 - torch.arange(n) * (T // n)
+
+
+TRAILING_BUGS = {
+    "leading under the name trailing (known error 6)": (_leading, "starts at T-1 and decreases"),
+    "integer step T // n": (
+        _integer_step,
+        "round(arange(T, 0, -T / n)) - 1, also when n does not divide T",
+    ),
+}
+
+
 # --- karras_timesteps -------------------------------------------------------------------------
 
 
@@ -188,6 +213,7 @@ KARRAS_BUGS = {
 CASES = [
     (check_ddim_step, "ddim_step", DDIM_BUGS),
     (check_respaced_betas, "respaced_betas", RESPACED_BUGS),
+    (check_trailing_timesteps, "trailing_timesteps", TRAILING_BUGS),
     (check_karras_timesteps, "karras_timesteps", KARRAS_BUGS),
 ]
 

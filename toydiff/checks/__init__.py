@@ -7,7 +7,12 @@ returns a :class:`~toydiff.checks.core.CheckReport`. ``EXERCISES`` lists every e
 
 from toydiff.checks.core import EXERCISES, CheckFailed, CheckReport, SubCheck, run_checks
 from toydiff.checks.data import check_denormalize_img, check_gradient_images
-from toydiff.checks.ddim import check_ddim_step, check_karras_timesteps, check_respaced_betas
+from toydiff.checks.ddim import (
+    check_ddim_step,
+    check_karras_timesteps,
+    check_respaced_betas,
+    check_trailing_timesteps,
+)
 from toydiff.checks.fast_samplers import check_dpmpp_2m_step, check_half_log_snr
 from toydiff.checks.forward import check_q_eq2, check_q_eq4
 from toydiff.checks.generation import check_seeded_noise, check_slerp
@@ -43,5 +48,6 @@ __all__ = [
     "check_slerp",
     "check_spot_the_bug",
     "check_toy_diffuser",
+    "check_trailing_timesteps",
     "run_checks",
 ]

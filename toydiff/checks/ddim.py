@@ -1,4 +1,5 @@
-"""Checks for notebook 07 (DDIM): ``ddim_step``, ``respaced_betas`` and ``karras_timesteps``.
+"""Checks for notebook 07 (DDIM): ``ddim_step``, ``respaced_betas``, ``trailing_timesteps`` and
+``karras_timesteps``.
 
 References: DDIM (Song et al. 2021) Eq. 12 and Eq. 16 written out below, toydiff's shared
 :func:`toydiff.step_coefficients` (respaced betas) and :meth:`toydiff.TimestepScheduler.karras`.
@@ -289,6 +290,53 @@ def _respaced_checks() -> list[SubCheck]:
 def check_respaced_betas(impl: Callable, *, verbose: bool = True) -> CheckReport:
     """Check ``respaced_betas(alphas_cumprod (T,), timesteps (N,) decreasing) -> (N,)``."""
     return run_checks("respaced_betas", impl, verbose=verbose)
+
+
+# --- trailing_timesteps(total_timesteps, num_steps) -------------------------------------------
+
+
+def _trailing_case(impl: Callable, T: int, n: int) -> Tensor:
+    ts = impl(T, n)
+    expect(isinstance(ts, Tensor), f"expected a tensor, got {type(ts).__name__}")
+    expect(not ts.is_floating_point(), f"expected an integer (long) tensor, got {ts.dtype}")
+    expect(ts.shape == (n,), f"T={T}, n={n}: expected {n} timesteps, got shape {tuple(ts.shape)}")
+    return ts
+
+
+def _trailing_start(impl: Callable) -> None:
+    for T, n in ((1000, 10), (100, 7), (50, 50)):
+        ts = _trailing_case(impl, T, n)
+        expect(int(ts[0]) == T - 1, f"T={T}, n={n}: trailing must start at T-1, got {ts.tolist()}")
+        expect(bool((ts[1:] < ts[:-1]).all()), f"not strictly decreasing: {ts.tolist()}")
+
+
+def _trailing_match(impl: Callable) -> None:
+    for T, n in ((1000, 10), (100, 7), (1000, 3), (50, 50)):
+        got = _trailing_case(impl, T, n).tolist()
+        want = TimestepScheduler.trailing(T, n).tolist()
+        expect(got == want, f"T={T}, n={n}: got {got}, expected {want}")
+
+
+@exercise("trailing_timesteps", notebook=NOTEBOOK, target="trailing_timesteps")
+def _trailing_checks() -> list[SubCheck]:
+    return [
+        SubCheck(
+            "starts at T-1 and decreases",
+            _trailing_start,
+            "trailing spacing counts back from the end: the first timestep is T-1 "
+            "(arange(n) * (T // n) reversed is *leading*, which never visits T-1)",
+        ),
+        SubCheck(
+            "round(arange(T, 0, -T / n)) - 1, also when n does not divide T",
+            _trailing_match,
+            "use the float step T / n and round, not the integer step T // n",
+        ),
+    ]
+
+
+def check_trailing_timesteps(impl: Callable, *, verbose: bool = True) -> CheckReport:
+    """Check ``trailing_timesteps(total_timesteps, num_steps) -> LongTensor (num_steps,)``."""
+    return run_checks("trailing_timesteps", impl, verbose=verbose)
 
 
 # --- karras_timesteps(total_timesteps, num_steps, alphas_cumprod, rho=7.0) --------------------
