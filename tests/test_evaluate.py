@@ -105,10 +105,11 @@ def test_evaluate_rows_on_shared_seeds(trained_model) -> None:
         assert getattr(ddim_full, key) == pytest.approx(getattr(ddpm, key), abs=1e-5)
     assert (ddpm.steps, ddpm.nfe, ddim_10.nfe) == (T, T, 10)
     assert all(r.seconds_per_10k > 0 for r in rows[2:]) and real.seconds_per_10k is None
-    # The same call twice gives the same numbers (timings aside).
+    # The same call twice gives the same numbers (timings aside; float32 least squares may differ
+    # in the last bits between thread schedules).
     again = evaluate(trained_model, specs[2:], n_samples=128, timing_repeats=1)[2]
-    assert again.gradient_rms == ddim_10.gradient_rms
-    assert again.corner_distance == ddim_10.corner_distance
+    assert again.gradient_rms == pytest.approx(ddim_10.gradient_rms, rel=1e-6)
+    assert again.corner_distance == pytest.approx(ddim_10.corner_distance, rel=1e-6)
 
     with pytest.raises(ValueError, match="num_steps must be <= T"):
         evaluate(trained_model, [SamplerSpec("ddim", T + 1)], n_samples=8)
