@@ -24,8 +24,10 @@ PIXELS = math.prod(CONFIG.img_shape)
 
 
 def _build(cls: Callable) -> nn.Module:
-    torch.manual_seed(0)  # student code may initialise with the global generator
-    model = cls(CONFIG)
+    # Layers initialise from the global generator: seed a forked copy, leave the student's alone.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = cls(CONFIG)
     expect(isinstance(model, nn.Module), "ToyDiffuser should subclass nn.Module")
     return model
 
@@ -45,12 +47,14 @@ def _inputs(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _copy_reference(model: nn.Module, seed: int = 1, same_columns: bool = False) -> ToyDiffuser:
     """A reference model with random weights, copied into the student's two layers."""
-    torch.manual_seed(seed)
-    ref = ToyDiffuser(CONFIG)
+    g = gen(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ref = ToyDiffuser(CONFIG)
     with torch.no_grad():
         for layer in (ref.inp, ref.out):
-            layer.weight.normal_(0, 0.5)
-            layer.bias.normal_(0, 0.5)
+            layer.weight.normal_(0, 0.5, generator=g)
+            layer.bias.normal_(0, 0.5, generator=g)
         if same_columns:  # every input column alike: where the time goes no longer matters
             ref.inp.weight.copy_(ref.inp.weight[:, :1].clone().expand_as(ref.inp.weight))
         first, second = _linears(model)

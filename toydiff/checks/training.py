@@ -70,9 +70,15 @@ def _loss_value(diffusion_loss: Callable, model: nn.Module, x0: Tensor, seed: in
     return float(_loss(diffusion_loss, model, x0, seed).detach())
 
 
+def _model() -> ToyDiffuser:
+    """A small real MLP, seeded without touching the student's global generator."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return ToyDiffuser(ToyDiffuserConfig(SHAPE[1:], 16, T))
+
+
 def _scalar_grad(diffusion_loss: Callable) -> None:
-    torch.manual_seed(0)
-    model = ToyDiffuser(ToyDiffuserConfig(SHAPE[1:], 16, T))
+    model = _model()
     loss = _loss(diffusion_loss, model, _x0(64))
     expect(loss.requires_grad, "the loss carries no gradient (no .item(), .detach() or no_grad)")
     loss.backward()
@@ -120,8 +126,7 @@ def _all_indices(diffusion_loss: Callable) -> None:
 
 def _seeded(diffusion_loss: Callable) -> None:
     x0 = _x0(64)
-    torch.manual_seed(0)
-    model = ToyDiffuser(ToyDiffuserConfig(SHAPE[1:], 16, T))
+    model = _model()
     a = _loss_value(diffusion_loss, model, x0, seed=3)
     b = _loss_value(diffusion_loss, model, x0, seed=3)
     expect(a == b, f"the same generator seed gave losses {a} and {b}")
