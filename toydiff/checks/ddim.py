@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -29,9 +30,8 @@ def _alphas_cumprod(kind: str = "linear", T: int = 100) -> Tensor:
     return NoiseSchedule(T, kind=kind).alpha_bars
 
 
-def _diff(a: object, b: Tensor) -> float:
+def _diff(a: Any, b: Tensor) -> float:
     expect(isinstance(a, Tensor), f"expected a tensor, got {type(a).__name__}")
-    assert isinstance(a, Tensor)
     expect(
         tuple(a.shape) == tuple(b.shape), f"expected shape {tuple(b.shape)}, got {tuple(a.shape)}"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -21,9 +22,8 @@ NOTEBOOK = "09_fast_samplers"
 SHAPE = (4, 3, 5, 5)
 
 
-def _tensor(value: object, like: Tensor) -> Tensor:
+def _tensor(value: Any, like: Tensor) -> Tensor:
     expect(isinstance(value, Tensor), f"expected a tensor, got {type(value).__name__}")
-    assert isinstance(value, Tensor)
     expect(
         tuple(value.shape) == tuple(like.shape),
         f"expected shape {tuple(like.shape)}, got {tuple(value.shape)}",

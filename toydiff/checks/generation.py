@@ -8,6 +8,7 @@ forms of spherical interpolation (angles grow linearly in t, norms are kept).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -20,9 +21,8 @@ NOTEBOOK = "10_generating_at_scale"
 IMG = (3, 5, 5)
 
 
-def _tensor(value: object, shape: tuple[int, ...]) -> Tensor:
+def _tensor(value: Any, shape: tuple[int, ...]) -> Tensor:
     expect(isinstance(value, Tensor), f"expected a tensor, got {type(value).__name__}")
-    assert isinstance(value, Tensor)
     expect(tuple(value.shape) == shape, f"expected shape {shape}, got {tuple(value.shape)}")
     return value
 
