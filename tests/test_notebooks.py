@@ -17,6 +17,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+import toydiff.checks
 from toydiff import course
 from toydiff.checks import EXERCISES
 
@@ -153,3 +154,20 @@ def test_every_registered_exercise_is_in_exactly_one_notebook() -> None:
             where.setdefault(ex.name, []).append(path.stem)
     for name in EXERCISES:
         assert len(where.get(name, [])) == 1, f"exercise {name} appears in {where.get(name, [])}"
+
+
+def test_student_exercise_cells_run_alone_and_report_not_attempted() -> None:
+    """Each student exercise cell is self-contained (the grader runs it alone) and its check,
+    exported from toydiff.checks, reports the untouched stub as "not attempted"."""
+    for path in SOLUTION_PATHS:
+        student = _read(STUDENT / path.name)
+        for ex in course.exercises(student):
+            namespace: dict = {}
+            exec(
+                compile(student.cells[ex.cell_index].source, f"{path.name}:{ex.name}", "exec"),
+                namespace,
+            )
+            check = getattr(toydiff.checks, f"check_{ex.name}", None)
+            assert check is not None, f"toydiff.checks exports no check_{ex.name}"
+            report = check(namespace[EXERCISES[ex.name].target], verbose=False)
+            assert not report.attempted, f"{path.name}, {ex.name}: {report.summary()}"
