@@ -112,3 +112,11 @@ def test_stub_is_not_attempted() -> None:
 
 def test_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert_no_traceback(check_diffusion_loss, [f for f, _ in WRONG.values()], capsys)
+
+
+def test_check_leaves_the_global_generator_alone() -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    check_diffusion_loss(solution("diffusion_loss"), verbose=False)
+    assert torch.equal(torch.rand(3), expected)
