@@ -41,5 +41,6 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> ToyDiffuser:
         out_dir=str(tmp_path_factory.mktemp("trained_model")),
         progress=False,
         seed=0,
+        eval_samples=0,
     )
     return train(model, config, TensorDataset(images))
