@@ -45,6 +45,7 @@ _FLOOD = pytest.StashKey[int]()
 _RESULTS = pytest.StashKey[io.TextIOBase]()
 _SEED = pytest.StashKey[int]()
 _TIMED_OUT = pytest.StashKey[set[str]]()
+_IMPL = pytest.StashKey[Implementation | Exception]()
 
 
 class NotAttempted(Exception):
@@ -267,10 +268,25 @@ def _write(config: pytest.Config, record: dict[str, Any]) -> None:
         stream.flush()
 
 
+def _load(config: pytest.Config) -> Implementation:
+    path = Path(config.getoption("impl", None) or SOLUTIONS_DIR)
+    targets = {name: ex.target for name, ex in _selected(config).items()}
+    return load_implementation(
+        path, targets, import_timeout=config.getoption("import_timeout", 10.0)
+    )
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
+    """Record the collected grading tests, then load the answers once, before any test runs:
+    under no test's timeout, so a cell that hangs at import costs only its own exercise."""
     for item in session.items:
         if _is_grading(item):
             _write(session.config, {"kind": "collected", **_describe(item)})
+    if any("impl" in getattr(item, "fixturenames", ()) for item in session.items):
+        try:
+            session.config.stash[_IMPL] = _load(session.config)
+        except Exception as err:  # reported by every test that asks for the answers
+            session.config.stash[_IMPL] = err
 
 
 class _CountingSink(io.TextIOBase):
@@ -370,9 +386,9 @@ def grading_seed(request: pytest.FixtureRequest) -> int:
 @pytest.fixture(scope="session")
 def impl(request: pytest.FixtureRequest) -> Implementation:
     """The implementation under test (``--impl``; default: the solution notebooks)."""
-    config = request.config
-    path = Path(config.getoption("impl", None) or SOLUTIONS_DIR)
-    targets = {name: ex.target for name, ex in _selected(config).items()}
-    return load_implementation(
-        path, targets, import_timeout=config.getoption("import_timeout", 10.0)
-    )
+    loaded = request.config.stash.get(_IMPL, None)
+    if loaded is None:  # a test collected in an unusual way: load it now
+        loaded = _load(request.config)
+    if isinstance(loaded, Exception):
+        raise loaded
+    return loaded

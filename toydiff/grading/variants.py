@@ -70,6 +70,7 @@ MISBEHAVIOURS: dict[str, Edit] = {
     "ignores_the_timeout": after_begin(
         "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
     ),
+    "endless_loop_at_import": append("class _Stuck:\n    while True:\n        pass"),
     "syntax_error": append("def broken(:\n    pass"),
     "exception_at_import": append("_RATIO = 1 / 0"),
     "floods_output": after_begin(
