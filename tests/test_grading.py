@@ -219,6 +219,7 @@ def test_submission_layouts_and_bad_options(tmp_path: Path) -> None:
         discover(tmp_path / "subs")
     with pytest.raises(ValueError, match="submissions must be a folder"):
         discover(tmp_path / "nothing")
+    assert cli.main(["grade", str(tmp_path / "nothing"), "--out", str(tmp_path / "g")]) == 2
     with pytest.raises(ValueError, match="timeout"):
         GradeOptions(timeout=0)
     with pytest.raises(ValueError, match="hidden"):

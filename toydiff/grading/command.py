@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from toydiff.grading.report import write_reports
-from toydiff.grading.runner import GradeOptions, StudentResult, discover, grade_all
+from toydiff.grading.runner import GradeOptions, StudentResult, grade_all
 
 
 def add_grade_args(p: argparse.ArgumentParser) -> None:
@@ -43,8 +43,7 @@ def run_grade(args: argparse.Namespace) -> int:
         only=tuple(x.strip() for x in args.only.split(",") if x.strip()),
         checks_modules=tuple(args.checks_module),
     )
-    n = len(discover(args.submissions))
-    print(f"grading {n} submissions from {args.submissions}")
+    print(f"grading the submissions in {args.submissions}")
     start = time.perf_counter()
 
     def done(result: StudentResult) -> None:

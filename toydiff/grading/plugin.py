@@ -67,7 +67,9 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption("--hidden", default=None, help="folder of the instructor's hidden tests")
     group.addoption("--results", default=None, help="write one JSON line per test to this file")
-    group.addoption("--student", default="reference", help="student name in the results")
+    group.addoption(
+        "--student", default=None, help="student name in the results (default: --impl's name)"
+    )
     group.addoption(
         "--grading-seed",
         type=int,
@@ -244,6 +246,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
+def _student(config: pytest.Config) -> str:
+    name = config.getoption("student", None)
+    if name:
+        return name
+    impl = config.getoption("impl", None)
+    return Path(impl).stem if impl else "reference"
+
+
 def _describe(item: pytest.Item) -> dict[str, Any]:
     config = item.config
     exercise = item.get_closest_marker("exercise")
@@ -251,7 +261,7 @@ def _describe(item: pytest.Item) -> dict[str, Any]:
     subcheck = item.get_closest_marker("subcheck")
     hint = item.get_closest_marker("hint")
     return {
-        "student": config.getoption("student", "reference"),
+        "student": _student(config),
         "exercise": exercise.args[0] if exercise else "unassigned",
         "subcheck": subcheck.args[0] if subcheck else item.name,
         "points": float(points.args[0]) if points else 1.0,

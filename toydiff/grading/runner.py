@@ -311,7 +311,7 @@ def _run(args: list[str], cwd: Path, log: Path, options: GradeOptions) -> int | 
 def grade_all(
     submissions: Path,
     out: Path,
-    options: GradeOptions = GradeOptions(),
+    options: GradeOptions | None = None,
     *,
     on_done: Callable[[StudentResult], None] | None = None,
 ) -> tuple[list[StudentResult], int]:
@@ -319,9 +319,12 @@ def grade_all(
 
     Returns the results in student order and the grading seed used for everyone.
     """
-    students = discover(submissions)
+    options = options or GradeOptions()
+    out = Path(out)
+    # the gradebook may live inside the submissions folder: it is not a student
+    students = {n: p for n, p in discover(submissions).items() if p.resolve() != out.resolve()}
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
-    work = Path(out) / "work"
+    work = out / "work"
     if work.exists():
         shutil.rmtree(work)
     jobs = options.jobs or len(os.sched_getaffinity(0))
