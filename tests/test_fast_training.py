@@ -159,7 +159,6 @@ def test_create_rejects_an_optimizer_over_other_parameters():
     assert FastMLPStep.create(model, torch.optim.Adam(other.parameters()), 16) is None
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("num_classes", [None, 3])
 def test_train_fast_path_equals_autograd_path(num_classes, tmp_path, monkeypatch):
     g = torch.Generator().manual_seed(0)

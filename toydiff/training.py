@@ -286,6 +286,7 @@ def train(
     model.train()
     # The default MLP trains through a hand-written step (same math, far less overhead per step).
     fast = FastMLPStep.create(model, optimizer, cfg.batch_size)
+    logs_images = logger.run is not None
     try:
         for epoch in range(start_epoch, cfg.epochs):
             batches = EpochBatches(
@@ -334,7 +335,8 @@ def train(
                         },
                         step=examples_seen,
                     )
-                if step % cfg.img_log_interval == 0 and cfg.n_images_to_log > 0:
+                # Images go to wandb only: with wandb disabled there is nothing to draw them for.
+                if step % cfg.img_log_interval == 0 and cfg.n_images_to_log > 0 and logs_images:
                     _log_images(logger, model, schedule, batches, s, pred, cfg, examples_seen)
             if test_images is not None:
                 eval_loss = evaluate_loss(
