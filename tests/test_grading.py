@@ -278,6 +278,7 @@ def synthetic_batch(tmp_path_factory: pytest.TempPathFactory):
         "flood_double": edit_cell(solution, "double", FLOOD),
         "hang_double": edit_cell(solution, "double", IGNORES_TIMEOUT),
         "stuck_halve": edit_cell(solution, "halve", MISBEHAVIOURS["endless_loop_at_import"]),
+        "exit_double": edit_cell(solution, "double", MISBEHAVIOURS["exits_the_process"]),
     }
     for name, nb in variants.items():
         write_nb(nb, subs / f"{name}.ipynb")
@@ -306,6 +307,7 @@ EXPECTED_SYNTHETIC = {
     "flood_double": (0, 1, "output flood: double"),
     "hang_double": (0, 1, "hung in double"),
     "stuck_halve": (4, 0, "timeout: halve"),
+    "exit_double": (0, 1, "ended (exit code 3) during double"),
 }
 
 

@@ -25,6 +25,7 @@ _NOTABLE = (
     "output flood",
     "not run",
     "not attempted",
+    "crashed",
 )
 
 

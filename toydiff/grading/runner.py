@@ -45,7 +45,8 @@ from toydiff.grading.export import ExportError, export_submission
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXERCISE_TESTS = REPO_ROOT / "tests" / "exercises"
-#: How many times a submission is graded again after its process hung past the limit.
+#: How many times a submission is graded again after its process hung past the limit or ended
+#: early, each time without the exercise it stopped in.
 MAX_RETRIES = 2
 _STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]*$")
 
@@ -267,27 +268,31 @@ def grade_submission(
         result.log += log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
         records = _read_records(results)
         result.records += records
-        if code is not None:
-            if code not in (0, 1, 5) and not records:
-                result.problems.append(f"pytest could not run (exit code {code})")
-            elif code < 0:
-                result.problems.append(f"the grading process died (signal {-code})")
+        if code is not None and code not in (0, 1, 5) and not records:
+            result.problems.append(f"pytest could not run (exit code {code})")
             break
-        # Killed at the limit: the per-test timeout could not stop the test that was running
-        # (say, the student ignores SIGALRM). Fail its exercise and grade the others again.
+        # A run that stopped with tests still unreported was killed at the limit (the per-test
+        # timeout could not stop a test: say, the student ignores SIGALRM) or ended by the
+        # student's code (os._exit, a crash). Fail that test's exercise, grade the others again.
         reported = {r["nodeid"] for r in records if r["kind"] == "result"}
         pending = [r for r in records if r["kind"] == "collected" and r["nodeid"] not in reported]
         if not pending:
             break
-        hung = pending[0]["exercise"]
-        why = f"the grading process hung in {hung} and was killed after {options.limit:g} s"
+        culprit = pending[0]["exercise"]
+        if code is None:
+            status = "timeout"
+            why = f"the grading process hung in {culprit} and was killed after {options.limit:g} s"
+        else:
+            status = "crashed"
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            why = f"the grading process ended ({how}) during {culprit}"
         result.problems.append(why)
         result.records += [
-            {**r, "kind": "result", "passed": False, "status": "timeout", "message": why}
+            {**r, "kind": "result", "passed": False, "status": status, "message": why}
             for r in pending
-            if r["exercise"] == hung
+            if r["exercise"] == culprit
         ]
-        excluded.append(hung)
+        excluded.append(culprit)
     result.seconds = time.monotonic() - start
     return result
 

@@ -3,9 +3,9 @@
 A variant is an edit of one exercise cell of a solution notebook: :data:`KNOWN_ERRORS` holds the
 reference texts' known errors and common slips (each must lose points at its exercise and only
 there), :data:`MISBEHAVIOURS` the ways a submission can hurt the grader itself (an endless loop,
-one that ignores the per-test alarm, a syntax error, an exception at import, a missing function,
-megabytes printed). The tests and ``benchmarks/bench_grading.py`` build their submissions with
-them; an instructor who adds a check can use them to see it bite.
+one that ignores the per-test alarm, one that ends the process, a syntax error, an exception at
+import, a missing function, megabytes printed). The tests and ``benchmarks/bench_grading.py``
+build their submissions with them; an instructor who adds a check can use them to see it bite.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ MISBEHAVIOURS: dict[str, Edit] = {
         "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass"
     ),
     "endless_loop_at_import": append("class _Stuck:\n    while True:\n        pass"),
+    "exits_the_process": after_begin("import os\nos._exit(3)"),
     "syntax_error": append("def broken(:\n    pass"),
     "exception_at_import": append("_RATIO = 1 / 0"),
     "floods_output": after_begin(
