@@ -150,7 +150,8 @@ def plot_loss_curve(
     ax.set_ylabel("MSE on the noise")
     ax.set_yscale("log")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    if ax.lines:  # a run too short to log anything still gets its (empty) figure
+        ax.legend()
     fig.tight_layout()
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
