@@ -7,11 +7,11 @@ import os
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch.utils.data import TensorDataset  # noqa: E402
+import pytest
+import torch
+from torch.utils.data import TensorDataset
 
-from toydiff import (  # noqa: E402
+from toydiff import (
     ToyDiffuser,
     ToyDiffuserConfig,
     TrainConfig,

@@ -113,13 +113,16 @@ def load_checkpoint(
     schedule = NoiseSchedule.from_config(payload["schedule_config"], device)
     if len(schedule) != config.max_steps:
         raise ValueError(
-            f"checkpoint {path}: schedule has {len(schedule)} steps, model config {config.max_steps}"
+            f"checkpoint {path}: schedule has {len(schedule)} steps, "
+            f"model config {config.max_steps}"
         )
     model = ToyDiffuser(config)
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
-        raise ValueError(f"checkpoint {path}: weights do not match the model config: {err}") from err
+        raise ValueError(
+            f"checkpoint {path}: weights do not match the model config: {err}"
+        ) from err
     model.to(device).eval()
     model.noise_schedule = schedule
     return model, schedule

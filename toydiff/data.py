@@ -11,7 +11,7 @@ from torch import Tensor
 
 from toydiff.validation import check_generator, check_image_shape, check_positive_int
 
-#: Names of the classes of :func:`labelled_gradient_images`: the dominant channel of the start corner.
+#: Class names of :func:`labelled_gradient_images`: the dominant channel of the start corner.
 GRADIENT_CLASSES = ("red", "green", "blue")
 
 

@@ -83,7 +83,8 @@ def sinusoidal_embedding(t: Tensor, dim: int, max_period: float = 10_000.0) -> T
 
 
 class ToyDiffuser(nn.Module):
-    """MLP noise predictor: ``forward(images (B, C, H, W), num_steps (B,), y=None) -> eps (B, C, H, W)``.
+    """MLP noise predictor: ``forward(images (B, C, H, W), num_steps (B,), y=None)`` returns the
+    predicted noise ``(B, C, H, W)``.
 
     ``num_steps`` holds 0-based timestep indices. ``noise_schedule`` is attached by
     :func:`toydiff.train` (as in the reference texts) so that :func:`toydiff.sample` can find it.
@@ -196,7 +197,7 @@ class ToyDiffuser(nn.Module):
     def predict_at(self, x: Tensor, t: int, y: Tensor | None = None) -> Tensor:
         """Noise prediction for a whole batch at one timestep index ``t`` (the sampler's hot path).
 
-        Same result as ``forward(x, full((B,), t), y)``, computed with one fused ``addmm`` per layer.
+        Same result as ``forward(x, full((B,), t), y)``, with one fused ``addmm`` per layer.
         """
         flat = x.reshape(x.shape[0], -1)
         w_pixels = self.inp.weight if self.time_mlp is not None else self.inp.weight[:, 1:]

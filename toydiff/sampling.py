@@ -50,7 +50,9 @@ def check_labels(model: nn.Module, y: Any, batch: int) -> Tensor | None:
     if not isinstance(y, Tensor) or y.is_floating_point() or y.shape != (batch,):
         raise ValueError(f"y must be a LongTensor of class labels with shape ({batch},)")
     if int(y.min()) < 0 or int(y.max()) > num_classes:
-        raise ValueError(f"y must hold labels in [0, {num_classes}] ({num_classes} is the null label)")
+        raise ValueError(
+            f"y must hold labels in [0, {num_classes}] ({num_classes} is the null label)"
+        )
     return y
 
 
@@ -58,7 +60,7 @@ def noise_fn(model: nn.Module, y: Tensor | None = None) -> NoiseFn:
     """Wrap ``model`` as ``eps_fn(x, t: int)``.
 
     A model with a ``predict_at(x, t, y)`` fast path (``ToyDiffuser``) uses it; any other model is
-    called as ``model(x, t_batch)`` or ``model(x, t_batch, y)`` with ``t_batch`` a LongTensor ``(B,)``.
+    called as ``model(x, t_batch)`` or ``model(x, t_batch, y)``, ``t_batch`` a LongTensor ``(B,)``.
     """
     if hasattr(model, "predict_at"):
         return lambda x, t: model.predict_at(x, t, y)

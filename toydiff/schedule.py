@@ -3,7 +3,8 @@
 Two ways of counting time run through the course, and this module names them apart:
 
 * a **timestep index** ``t in {0, ..., T-1}``: index ``t`` means ``t + 1`` noising steps have been
-  applied, so ``alpha_bar[t] = prod_{i <= t} (1 - beta_i)``. The DDPM paper's ``t`` is ``index + 1``.
+  applied, so ``alpha_bar[t] = prod_{i <= t} (1 - beta_i)``. The DDPM paper's ``t`` is
+  ``index + 1``.
 * a **step count** ``k`` (see :mod:`toydiff.forward`): ``k`` steps use ``prod_{i < k} alpha_i``.
 
 Every sampler gets its per-step coefficients from :func:`step_coefficients`, which works for the
@@ -62,7 +63,8 @@ def cosine_variance_schedule(max_steps: int, s: float = 0.008, max_beta: float =
     """Cosine schedule of Nichol & Dhariwal (2021), Eq. 17.
 
     ``alpha_bar(t) = f(t) / f(0)`` with ``f(t) = cos^2(((t / T) + s) / (1 + s) * pi / 2)`` and
-    ``beta_t = min(1 - alpha_bar(t + 1) / alpha_bar(t), max_beta)``. Returns ``(max_steps,)`` float32.
+    ``beta_t = min(1 - alpha_bar(t + 1) / alpha_bar(t), max_beta)``. Returns ``(max_steps,)``,
+    float32.
     """
     _check_max_steps(max_steps)
     if s < 0:
@@ -178,7 +180,8 @@ class NoiseSchedule(nn.Module):
     def from_alphas_cumprod(
         cls, alphas_cumprod: Tensor, device: str | torch.device = "cpu"
     ) -> NoiseSchedule:
-        """Recover the schedule from ``alpha_bar (T,)``: ``beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}``."""
+        """Recover the schedule from ``alpha_bar (T,)``:
+        ``beta_t = 1 - alpha_bar_t / alpha_bar_{t-1}``."""
         if not isinstance(alphas_cumprod, Tensor):
             raise TypeError(
                 f"alphas_cumprod must be a torch.Tensor, got {type(alphas_cumprod).__name__}"

@@ -28,7 +28,9 @@ def check_image_shape(shape: Any, name: str = "img_shape") -> tuple[int, int, in
 
 def check_generator(generator: Any) -> None:
     if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
 
 
 def check_images(x: Any, name: str = "x", ndim: int | None = 4) -> Tensor:

@@ -1,4 +1,5 @@
-"""The machinery behind every ``check_<exercise>``: named sub-checks, one line each, a hint on failure.
+"""The machinery behind every ``check_<exercise>``: named sub-checks, one line each, and a hint
+for each failure.
 
 A topic module defines its sub-checks and a public ``check_<exercise>(impl)``::
 
@@ -9,7 +10,8 @@ A topic module defines its sub-checks and a public ``check_<exercise>(impl)``::
     def check_q_eq4(student_q_eq4, *, verbose=True) -> CheckReport:
         return run_checks("q_eq4", student_q_eq4, verbose=verbose)
 
-A sub-check is a function ``fn(impl) -> None`` that raises :class:`CheckFailed` (with a short detail)
+A sub-check is a function ``fn(impl) -> None`` that raises :class:`CheckFailed` (with a short
+detail)
 when the answer is wrong. An ordinary wrong answer never prints a traceback: any exception raised by
 the student's code is reported in one line with the sub-check's hint. A stub that still raises
 ``NotImplementedError`` is "not attempted yet".
@@ -88,7 +90,9 @@ class CheckReport:
             if r.passed:
                 out.append(f"  ✓ {r.name}")
             elif r.status == "not attempted":
-                out.append(f"  … {r.name}: not attempted yet (the stub still raises NotImplementedError)")
+                out.append(
+                    f"  … {r.name}: not attempted yet (the stub still raises NotImplementedError)"
+                )
             else:
                 detail = f" ({r.detail})" if r.detail else ""
                 out.append(f"  ✗ {r.name}{detail}\n      hint: {r.hint}")
@@ -131,7 +135,9 @@ def run_checks(name: str, impl: Any, *, verbose: bool = True) -> CheckReport:
     if impl is None or not callable(impl):
         subchecks = EXERCISES[name].subchecks()
         report.results = [
-            SubResult(s.name, "failed", f"expected a function or class, got {impl!r}", s.hint, s.points)
+            SubResult(
+                s.name, "failed", f"expected a function or class, got {impl!r}", s.hint, s.points
+            )
             for s in subchecks
         ]
     else:
@@ -139,7 +145,9 @@ def run_checks(name: str, impl: Any, *, verbose: bool = True) -> CheckReport:
             try:
                 sub.fn(impl)
             except NotImplementedError:
-                report.results.append(SubResult(sub.name, "not attempted", "", sub.hint, sub.points))
+                report.results.append(
+                    SubResult(sub.name, "not attempted", "", sub.hint, sub.points)
+                )
             except CheckFailed as err:
                 report.results.append(SubResult(sub.name, "failed", str(err), sub.hint, sub.points))
             except Exception as err:  # the student's code raised: report it in one line
