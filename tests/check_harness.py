@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+from solution_cells import solution
+
 from toydiff.checks import CheckReport
 
 
@@ -37,3 +40,63 @@ def assert_no_traceback(check: Callable[..., CheckReport], impls: list[Any], cap
     out = capsys.readouterr()
     assert "Traceback" not in out.out + out.err
     assert "✗" in out.out
+
+
+def stub(*args: Any, **kwargs: Any) -> Any:
+    """An exercise not yet written: the cell as handed out."""
+    raise NotImplementedError("write me")
+
+
+def assert_passes_printed(check: Callable[..., CheckReport], impl: Any, capsys: Any) -> None:
+    """The printed (verbose) report of a right answer passes and shows no traceback."""
+    report = check(impl)
+    assert report.passed, str(report)
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def assert_caught_printed(
+    check: Callable[..., CheckReport], impl: Any, subcheck: str, capsys: Any
+) -> None:
+    """A wrong answer fails the named sub-check, and the printed report shows no traceback."""
+    report = check(impl)
+    assert not report.passed
+    assert subcheck in failed(report), str(report)
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def assert_stub_not_attempted_printed(check: Callable[..., CheckReport], capsys: Any) -> None:
+    """An unwritten exercise is reported as not attempted, without a traceback."""
+    report = check(stub)
+    assert not report.attempted
+    assert "Traceback" not in capsys.readouterr().out
+
+
+Cases = list[tuple[Callable[..., CheckReport], str, dict[str, tuple[Any, str]]]]
+
+
+def case_tests(cases: Cases) -> tuple[Callable[..., None], ...]:
+    """The three standard tests of a notebook's checks, parametrized over its cases.
+
+    Each case is (check, solution name, {bug name: (wrong implementation, sub-check it fails)}).
+    Assign the result to ``test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted``
+    in the test module so that pytest collects them under those names.
+    """
+
+    @pytest.mark.parametrize(("check", "name"), [(c, n) for c, n, _ in cases])
+    def test_solution_passes(check: Callable[..., CheckReport], name: str, capsys: Any) -> None:
+        assert_passes_printed(check, solution(name), capsys)
+
+    @pytest.mark.parametrize(
+        ("check", "bugs", "bug"), [(c, b, name) for c, _, b in cases for name in b]
+    )
+    def test_bug_is_caught(
+        check: Callable[..., CheckReport], bugs: dict, bug: str, capsys: Any
+    ) -> None:
+        impl, subcheck = bugs[bug]
+        assert_caught_printed(check, impl, subcheck, capsys)
+
+    @pytest.mark.parametrize("check", [c for c, _, _ in cases])
+    def test_stub_is_not_attempted(check: Callable[..., CheckReport], capsys: Any) -> None:
+        assert_stub_not_attempted_printed(check, capsys)
+
+    return test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
-from solution_cells import solution
+from check_harness import case_tests
 
 from toydiff.checks import check_dpmpp_2m_step, check_half_log_snr
-
-
-def _failed(report) -> set[str]:
-    return {r.name for r in report.results if r.status == "failed"}
 
 
 def _in_place_lambda(ab):
@@ -89,27 +84,4 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("check", "name"), [(c, n) for c, n, _ in CASES])
-def test_solution_passes(check, name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    report = check(solution(name))
-    assert report.passed, str(report)
-    assert "Traceback" not in capsys.readouterr().out
-
-
-@pytest.mark.parametrize(("check", "bugs", "bug"), [(c, b, n) for c, _, b in CASES for n in b])
-def test_bug_is_caught(check, bugs: dict, bug: str, capsys: pytest.CaptureFixture[str]) -> None:
-    impl, subcheck = bugs[bug]
-    report = check(impl)
-    assert not report.passed
-    assert subcheck in _failed(report), str(report)
-    assert "Traceback" not in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("check", [c for c, _, _ in CASES])
-def test_stub_is_not_attempted(check, capsys: pytest.CaptureFixture[str]) -> None:
-    def stub(*args, **kwargs):
-        raise NotImplementedError("write me")
-
-    report = check(stub)
-    assert not report.attempted
-    assert "Traceback" not in capsys.readouterr().out
+test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted = case_tests(CASES)
