@@ -68,6 +68,7 @@ def assert_stub_not_attempted_printed(check: Callable[..., CheckReport], capsys:
     """An unwritten exercise is reported as not attempted, without a traceback."""
     report = check(stub)
     assert not report.attempted
+    assert "not attempted" in report.summary()
     assert "Traceback" not in capsys.readouterr().out
 
 

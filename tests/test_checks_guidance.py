@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from solution_cells import solution
+from check_harness import case_tests
 
 from toydiff.checks import check_guided_eps
-
-
-def _failed(report) -> set[str]:
-    return {r.name for r in report.results if r.status == "failed"}
 
 
 def _guided(
@@ -66,25 +61,6 @@ BUGS = {
 }
 
 
-def test_solution_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    report = check_guided_eps(solution("guided_eps"))
-    assert report.passed, str(report)
-    assert "Traceback" not in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("bug", list(BUGS))
-def test_bug_is_caught(bug: str, capsys: pytest.CaptureFixture[str]) -> None:
-    impl, subcheck = BUGS[bug]
-    report = check_guided_eps(impl)
-    assert not report.passed
-    assert subcheck in _failed(report), str(report)
-    assert "Traceback" not in capsys.readouterr().out
-
-
-def test_stub_is_not_attempted(capsys: pytest.CaptureFixture[str]) -> None:
-    def stub(*args, **kwargs):
-        raise NotImplementedError("write me")
-
-    report = check_guided_eps(stub)
-    assert not report.attempted
-    assert "Traceback" not in capsys.readouterr().out
+test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted = case_tests(
+    [(check_guided_eps, "guided_eps", BUGS)]
+)

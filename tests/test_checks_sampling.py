@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
-from solution_cells import solution
+from check_harness import case_tests, failed
 
 from toydiff.checks import check_ddpm_step, check_spot_the_bug
-
-
-def _failed(report) -> set[str]:
-    return {r.name for r in report.results if r.status == "failed"}
-
 
 # --- ddpm_step: wrong answers ----------------------------------------------------------------
 
@@ -94,21 +88,6 @@ STEP_BUGS = {
 }
 
 
-def test_ddpm_step_solution_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    report = check_ddpm_step(solution("ddpm_step"))
-    assert report.passed, str(report)
-    assert "Traceback" not in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("bug", list(STEP_BUGS))
-def test_ddpm_step_bug_is_caught(bug: str, capsys: pytest.CaptureFixture[str]) -> None:
-    impl, subcheck = STEP_BUGS[bug]
-    report = check_ddpm_step(impl)
-    assert not report.passed
-    assert subcheck in _failed(report), str(report)
-    assert "Traceback" not in capsys.readouterr().out
-
-
 # --- spot the bug: the four bugs, one at a time and all together -----------------------------
 
 
@@ -168,17 +147,12 @@ LOOP_BUGS = {
 }
 
 
-def test_spot_the_bug_solution_passes(capsys: pytest.CaptureFixture[str]) -> None:
-    report = check_spot_the_bug(solution("spot_the_bug"))
-    assert report.passed, str(report)
-    assert "Traceback" not in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("bug", list(LOOP_BUGS))
-def test_spot_the_bug_each_bug_is_caught(bug: str) -> None:
-    impl, subcheck = LOOP_BUGS[bug]
-    report = check_spot_the_bug(impl, verbose=False)
-    assert subcheck in _failed(report), str(report)
+test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted = case_tests(
+    [
+        (check_ddpm_step, "ddpm_step", STEP_BUGS),
+        (check_spot_the_bug, "spot_the_bug", LOOP_BUGS),
+    ]
+)
 
 
 def test_spot_the_bug_all_four_bugs_are_named() -> None:
@@ -186,15 +160,4 @@ def test_spot_the_bug_all_four_bugs_are_named() -> None:
         _loop_with(skip_last=True, beta_noise=True, overwrite_clip=True, in_place=True),
         verbose=False,
     )
-    assert {name for _, name in LOOP_BUGS.values()} <= _failed(report), str(report)
-
-
-@pytest.mark.parametrize("check", [check_ddpm_step, check_spot_the_bug])
-def test_stub_is_not_attempted(check, capsys: pytest.CaptureFixture[str]) -> None:
-    def stub(*args, **kwargs):
-        raise NotImplementedError("write me")
-
-    report = check(stub)
-    assert not report.attempted
-    assert "not attempted" in report.summary()
-    assert "Traceback" not in capsys.readouterr().out
+    assert {name for _, name in LOOP_BUGS.values()} <= failed(report), str(report)
