@@ -12,6 +12,9 @@ import torch
 from torch.utils.data import TensorDataset
 
 from toydiff import (
+    GaussianMixture,
+    MixtureNoisePredictor,
+    NoiseSchedule,
     ToyDiffuser,
     ToyDiffuserConfig,
     TrainConfig,
@@ -48,3 +51,15 @@ def trained_model(tmp_path_factory: pytest.TempPathFactory) -> ToyDiffuser:
         eval_samples=0,
     )
     return train(model, config, TensorDataset(images))
+
+
+@pytest.fixture(scope="module")
+def schedule() -> NoiseSchedule:
+    """The paper's linear schedule with T = 1000 (Ho et al. 2020, Sec. 4)."""
+    return NoiseSchedule(1000)
+
+
+@pytest.fixture(scope="module")
+def exact(mixture: GaussianMixture, schedule: NoiseSchedule) -> MixtureNoisePredictor:
+    """The exact noise predictor of the requesting module's ``mixture`` under ``schedule``."""
+    return MixtureNoisePredictor(mixture, schedule.betas)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from torch import Tensor, nn
@@ -14,7 +12,6 @@ from toydiff import (
     DPMSolverSampler,
     GaussianMixture,
     MixtureNoisePredictor,
-    NoiseSchedule,
     ToyDiffuser,
     ToyDiffuserConfig,
     model_noise_fn,
@@ -23,30 +20,11 @@ from toydiff import (
 T = 1000
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def schedule() -> NoiseSchedule:
-    return NoiseSchedule(T)
-
-
 @pytest.fixture(scope="module")
 def mixture() -> GaussianMixture:
     """8 modes, labels alternate 0, 1; class 1 holds only 4 / 18 of the mass."""
     w = torch.tensor([3.5, 1.0, 3.5, 1.0, 3.5, 1.0, 3.5, 1.0])
     return GaussianMixture.ring(8, std=0.08, weights=w, num_classes=2)
-
-
-@pytest.fixture(scope="module")
-def exact(mixture: GaussianMixture, schedule: NoiseSchedule) -> MixtureNoisePredictor:
-    return MixtureNoisePredictor(mixture, schedule.betas)
 
 
 class Spy(nn.Module):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -12,20 +11,6 @@ from torch import distributions as D
 from toydiff import GaussianMixture, MixtureNoisePredictor, NoiseSchedule
 
 T = 1000
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def schedule() -> NoiseSchedule:
-    return NoiseSchedule(T)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -29,25 +28,11 @@ T = 1000
 CHI2_7DOF_P001 = 24.32  # chi-square quantile, 7 degrees of freedom, p = 0.001
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class ZeroModel(nn.Module):
     """Predicts eps = 0 everywhere: the chain then reduces to pure rescaling plus noise."""
 
     def forward(self, x: Tensor, t: Tensor, y: Tensor | None = None) -> Tensor:
         return torch.zeros_like(x)
-
-
-@pytest.fixture(scope="module")
-def schedule() -> NoiseSchedule:
-    return NoiseSchedule(T)
 
 
 @pytest.fixture(scope="module")
@@ -59,11 +44,6 @@ def ab(schedule: NoiseSchedule) -> Tensor:
 @pytest.fixture(scope="module")
 def mixture() -> GaussianMixture:
     return GaussianMixture.ring(8, std=0.08, weights=torch.tensor([1.0, 2, 3, 4, 4, 3, 2, 1]))
-
-
-@pytest.fixture(scope="module")
-def exact(mixture: GaussianMixture, schedule: NoiseSchedule) -> MixtureNoisePredictor:
-    return MixtureNoisePredictor(mixture, schedule.betas)
 
 
 def draws(seed: int, shape: tuple[int, ...], n: int) -> list[Tensor]:
