@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from solution_cells import solution
@@ -101,3 +101,57 @@ def case_tests(cases: Cases) -> tuple[Callable[..., None], ...]:
         assert_stub_not_attempted_printed(check, capsys)
 
     return test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted
+
+
+class Exercise(NamedTuple):
+    """One exercise's checks under test (quiet reports).
+
+    ``wrong`` maps a mistake's name to (wrong implementation, the sub-check it must fail);
+    ``references`` are extra right implementations (e.g. a mistake-free parameterised variant)
+    that must pass as well as the solution notebook's answer.
+    """
+
+    check: Callable[..., CheckReport]
+    solution: str
+    wrong: dict[str, tuple[Any, str]]
+    stub: Any
+    references: tuple[Any, ...] = ()
+
+
+def exercise_tests(*exercises: Exercise) -> tuple[Callable[..., None], ...]:
+    """The four standard tests of a notebook's checks, parametrized over its exercises.
+
+    Assign the result to ``test_solution_passes, test_wrong_answer_fails_the_right_subcheck,
+    test_stub_is_not_attempted, test_no_traceback`` so that pytest collects them.
+    """
+    by_name = {ex.solution: ex for ex in exercises}
+
+    @pytest.mark.parametrize("exercise", list(by_name))
+    def test_solution_passes(exercise: str) -> None:
+        ex = by_name[exercise]
+        for impl in (solution(ex.solution), *ex.references):
+            assert_passes(ex.check, impl)
+
+    @pytest.mark.parametrize(
+        ("exercise", "mistake"), [(ex.solution, m) for ex in exercises for m in ex.wrong]
+    )
+    def test_wrong_answer_fails_the_right_subcheck(exercise: str, mistake: str) -> None:
+        ex = by_name[exercise]
+        impl, subcheck = ex.wrong[mistake]
+        assert_caught(ex.check, impl, subcheck)
+
+    @pytest.mark.parametrize("exercise", list(by_name))
+    def test_stub_is_not_attempted(exercise: str) -> None:
+        ex = by_name[exercise]
+        assert_not_attempted(ex.check, ex.stub)
+
+    def test_no_traceback(capsys: Any) -> None:
+        for ex in exercises:
+            assert_no_traceback(ex.check, [impl for impl, _ in ex.wrong.values()], capsys)
+
+    return (
+        test_solution_passes,
+        test_wrong_answer_fails_the_right_subcheck,
+        test_stub_is_not_attempted,
+        test_no_traceback,
+    )

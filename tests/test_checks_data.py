@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from check_harness import assert_caught, assert_no_traceback, assert_not_attempted, assert_passes
+from check_harness import Exercise, exercise_tests
 from einops import rearrange
-from solution_cells import solution
 
 from toydiff.checks import check_denormalize_img, check_gradient_images
 from toydiff.data import gradient_grid
@@ -86,20 +84,6 @@ WRONG_GRADIENTS = {
 }
 
 
-def test_gradient_images_solution_passes() -> None:
-    assert_passes(check_gradient_images, solution("gradient_images"))
-
-
-@pytest.mark.parametrize("name", WRONG_GRADIENTS)
-def test_wrong_gradient_images_fail_the_right_subcheck(name: str) -> None:
-    impl, subcheck = WRONG_GRADIENTS[name]
-    assert_caught(check_gradient_images, impl, subcheck)
-
-
-def test_gradient_images_stub_is_not_attempted() -> None:
-    assert_not_attempted(check_gradient_images, _stub)
-
-
 def _no_clamp(img):
     return (img + 1) / 2
 
@@ -122,21 +106,12 @@ WRONG_DENORMALIZE = {
     "in place": (_in_place, "leaves its input unchanged"),
 }
 
-
-def test_denormalize_solution_passes() -> None:
-    assert_passes(check_denormalize_img, solution("denormalize_img"))
-
-
-@pytest.mark.parametrize("name", WRONG_DENORMALIZE)
-def test_wrong_denormalize_fails_the_right_subcheck(name: str) -> None:
-    impl, subcheck = WRONG_DENORMALIZE[name]
-    assert_caught(check_denormalize_img, impl, subcheck)
-
-
-def test_denormalize_stub_is_not_attempted() -> None:
-    assert_not_attempted(check_denormalize_img, _denorm_stub)
-
-
-def test_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    assert_no_traceback(check_gradient_images, [f for f, _ in WRONG_GRADIENTS.values()], capsys)
-    assert_no_traceback(check_denormalize_img, [f for f, _ in WRONG_DENORMALIZE.values()], capsys)
+(
+    test_solution_passes,
+    test_wrong_answer_fails_the_right_subcheck,
+    test_stub_is_not_attempted,
+    test_no_traceback,
+) = exercise_tests(
+    Exercise(check_gradient_images, "gradient_images", WRONG_GRADIENTS, _stub),
+    Exercise(check_denormalize_img, "denormalize_img", WRONG_DENORMALIZE, _denorm_stub),
+)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
-from check_harness import assert_caught, assert_no_traceback, assert_not_attempted, assert_passes
-from solution_cells import solution
+from check_harness import Exercise, exercise_tests
 
 from toydiff.checks import check_q_eq2, check_q_eq4
 
@@ -107,38 +105,23 @@ WRONG_EQ2 = {
 }
 
 
+def _wrong(base, mistakes: dict) -> dict:
+    """{mistake: (keywords, sub-check)} as {mistake: (wrong implementation, sub-check)}."""
+    return {name: (_variant(base, **kwargs), sub) for name, (kwargs, sub) in mistakes.items()}
+
+
 def _stub(x, num_steps, betas, *, generator=None):
     raise NotImplementedError("q")
 
 
-@pytest.mark.parametrize(("name", "check"), [("q_eq2", check_q_eq2), ("q_eq4", check_q_eq4)])
-def test_solution_passes(name, check) -> None:
-    assert_passes(check, solution(name))
-
-
-@pytest.mark.parametrize("name", WRONG_EQ4)
-def test_wrong_q_eq4_fails_the_right_subcheck(name: str) -> None:
-    kwargs, subcheck = WRONG_EQ4[name]
-    assert_caught(check_q_eq4, _variant(_eq4, **kwargs), subcheck)
-
-
-@pytest.mark.parametrize("name", WRONG_EQ2)
-def test_wrong_q_eq2_fails_the_right_subcheck(name: str) -> None:
-    kwargs, subcheck = WRONG_EQ2[name]
-    assert_caught(check_q_eq2, _variant(_eq2, **kwargs), subcheck)
-
-
-def test_the_parameterised_references_are_right() -> None:
-    """Guard for the tests above: with no mistake switched on, both variants pass."""
-    assert_passes(check_q_eq4, _variant(_eq4))
-    assert_passes(check_q_eq2, _variant(_eq2))
-
-
-@pytest.mark.parametrize("check", [check_q_eq2, check_q_eq4])
-def test_stub_is_not_attempted(check) -> None:
-    assert_not_attempted(check, _stub)
-
-
-def test_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    impls = [_variant(_eq4, **kwargs) for kwargs, _ in WRONG_EQ4.values()]
-    assert_no_traceback(check_q_eq4, impls, capsys)
+(
+    test_solution_passes,
+    test_wrong_answer_fails_the_right_subcheck,
+    test_stub_is_not_attempted,
+    test_no_traceback,
+) = exercise_tests(
+    # the mistake-free parameterised variants are references: a guard that each wrong variant
+    # fails only through the mistake switched on
+    Exercise(check_q_eq2, "q_eq2", _wrong(_eq2, WRONG_EQ2), _stub, (_variant(_eq2),)),
+    Exercise(check_q_eq4, "q_eq4", _wrong(_eq4, WRONG_EQ4), _stub, (_variant(_eq4),)),
+)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
-from check_harness import assert_caught, assert_no_traceback, assert_not_attempted, assert_passes
+from check_harness import Exercise, assert_caught, exercise_tests
 from einops import rearrange
 from solution_cells import solution
 from torch import nn
@@ -84,27 +83,8 @@ WRONG = {
 }
 
 
-def test_solution_passes() -> None:
-    assert_passes(check_toy_diffuser, solution("toy_diffuser"))
-    assert_passes(check_toy_diffuser, _MLP)
-
-
-@pytest.mark.parametrize("name", WRONG)
-def test_wrong_model_fails_the_right_subcheck(name: str) -> None:
-    cls, subcheck = WRONG[name]
-    assert_caught(check_toy_diffuser, cls, subcheck)
-
-
 def test_no_time_input_is_caught_as_time_independent() -> None:
     assert_caught(check_toy_diffuser, _variant(with_time=False), "depends on the timestep")
-
-
-def test_stub_is_not_attempted() -> None:
-    assert_not_attempted(check_toy_diffuser, _Stub)
-
-
-def test_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    assert_no_traceback(check_toy_diffuser, [c for c, _ in WRONG.values()], capsys)
 
 
 def test_check_leaves_the_global_generator_alone() -> None:
@@ -113,3 +93,13 @@ def test_check_leaves_the_global_generator_alone() -> None:
     torch.manual_seed(123)
     check_toy_diffuser(solution("toy_diffuser"), verbose=False)
     assert torch.equal(torch.rand(3), expected)
+
+
+(
+    test_solution_passes,
+    test_wrong_answer_fails_the_right_subcheck,
+    test_stub_is_not_attempted,
+    test_no_traceback,
+) = exercise_tests(
+    Exercise(check_toy_diffuser, "toy_diffuser", WRONG, _Stub, (_MLP,)),
+)

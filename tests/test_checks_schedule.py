@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
-from check_harness import assert_caught, assert_no_traceback, assert_not_attempted, assert_passes
-from solution_cells import solution
+from check_harness import Exercise, exercise_tests
 from torch import nn
 
 from toydiff import variance_schedule
@@ -90,21 +88,6 @@ WRONG_SCHEDULES = {
 }
 
 
-def test_schedule_solution_passes() -> None:
-    assert_passes(check_noise_schedule, solution("noise_schedule"))
-    assert_passes(check_noise_schedule, _Schedule)
-
-
-@pytest.mark.parametrize("name", WRONG_SCHEDULES)
-def test_wrong_schedule_fails_the_right_subcheck(name: str) -> None:
-    cls, subcheck = WRONG_SCHEDULES[name]
-    assert_caught(check_noise_schedule, cls, subcheck)
-
-
-def test_schedule_stub_is_not_attempted() -> None:
-    assert_not_attempted(check_noise_schedule, _ScheduleStub)
-
-
 # --- noise_img -------------------------------------------------------------------------------
 
 
@@ -173,21 +156,6 @@ WRONG_NOISE_IMG = {
 }
 
 
-def test_noise_img_solution_passes() -> None:
-    assert_passes(check_noise_img, solution("noise_img"))
-    assert_passes(check_noise_img, _ni())
-
-
-@pytest.mark.parametrize("name", WRONG_NOISE_IMG)
-def test_wrong_noise_img_fails_the_right_subcheck(name: str) -> None:
-    impl, subcheck = WRONG_NOISE_IMG[name]
-    assert_caught(check_noise_img, impl, subcheck)
-
-
-def test_noise_img_stub_is_not_attempted() -> None:
-    assert_not_attempted(check_noise_img, _ni_stub)
-
-
 # --- reconstruct -----------------------------------------------------------------------------
 
 
@@ -227,23 +195,13 @@ WRONG_RECONSTRUCT = {
     "in place": (_rc("in_place"), "leaves its inputs unchanged"),
 }
 
-
-def test_reconstruct_solution_passes() -> None:
-    assert_passes(check_reconstruct, solution("reconstruct"))
-    assert_passes(check_reconstruct, _rc(None))
-
-
-@pytest.mark.parametrize("name", WRONG_RECONSTRUCT)
-def test_wrong_reconstruct_fails_the_right_subcheck(name: str) -> None:
-    impl, subcheck = WRONG_RECONSTRUCT[name]
-    assert_caught(check_reconstruct, impl, subcheck)
-
-
-def test_reconstruct_stub_is_not_attempted() -> None:
-    assert_not_attempted(check_reconstruct, _rc_stub)
-
-
-def test_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    assert_no_traceback(check_noise_schedule, [c for c, _ in WRONG_SCHEDULES.values()], capsys)
-    assert_no_traceback(check_noise_img, [f for f, _ in WRONG_NOISE_IMG.values()], capsys)
-    assert_no_traceback(check_reconstruct, [f for f, _ in WRONG_RECONSTRUCT.values()], capsys)
+(
+    test_solution_passes,
+    test_wrong_answer_fails_the_right_subcheck,
+    test_stub_is_not_attempted,
+    test_no_traceback,
+) = exercise_tests(
+    Exercise(check_noise_schedule, "noise_schedule", WRONG_SCHEDULES, _ScheduleStub, (_Schedule,)),
+    Exercise(check_noise_img, "noise_img", WRONG_NOISE_IMG, _ni_stub, (_ni(),)),
+    Exercise(check_reconstruct, "reconstruct", WRONG_RECONSTRUCT, _rc_stub, (_rc(None),)),
+)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import math
 
-import pytest
 import torch
 import torch.nn.functional as F
-from check_harness import assert_caught, assert_no_traceback, assert_not_attempted, assert_passes
+from check_harness import Exercise, exercise_tests
 from solution_cells import solution
 
 from toydiff.checks import check_diffusion_loss
@@ -95,28 +94,19 @@ WRONG = {
 }
 
 
-def test_solution_passes() -> None:
-    assert_passes(check_diffusion_loss, solution("diffusion_loss"))
-    assert_passes(check_diffusion_loss, _variant())
-
-
-@pytest.mark.parametrize("name", WRONG)
-def test_wrong_loss_fails_the_right_subcheck(name: str) -> None:
-    impl, subcheck = WRONG[name]
-    assert_caught(check_diffusion_loss, impl, subcheck)
-
-
-def test_stub_is_not_attempted() -> None:
-    assert_not_attempted(check_diffusion_loss, _stub)
-
-
-def test_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    assert_no_traceback(check_diffusion_loss, [f for f, _ in WRONG.values()], capsys)
-
-
 def test_check_leaves_the_global_generator_alone() -> None:
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
     check_diffusion_loss(solution("diffusion_loss"), verbose=False)
     assert torch.equal(torch.rand(3), expected)
+
+
+(
+    test_solution_passes,
+    test_wrong_answer_fails_the_right_subcheck,
+    test_stub_is_not_attempted,
+    test_no_traceback,
+) = exercise_tests(
+    Exercise(check_diffusion_loss, "diffusion_loss", WRONG, _stub, (_variant(),)),
+)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
-from check_harness import assert_caught, assert_no_traceback, assert_not_attempted, assert_passes
-from solution_cells import solution
+from check_harness import Exercise, exercise_tests
 
 from toydiff.checks import check_mse
 
@@ -42,20 +40,11 @@ WRONG = {
     "leaves autograd via .item()": (_float, "gradients flow back to pred"),
 }
 
-
-def test_solution_passes() -> None:
-    assert_passes(check_mse, solution("mse"))
-
-
-@pytest.mark.parametrize("name", WRONG)
-def test_wrong_answer_fails_the_right_subcheck(name: str) -> None:
-    impl, subcheck = WRONG[name]
-    assert_caught(check_mse, impl, subcheck)
-
-
-def test_stub_is_not_attempted() -> None:
-    assert_not_attempted(check_mse, _stub)
-
-
-def test_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
-    assert_no_traceback(check_mse, [impl for impl, _ in WRONG.values()], capsys)
+(
+    test_solution_passes,
+    test_wrong_answer_fails_the_right_subcheck,
+    test_stub_is_not_attempted,
+    test_no_traceback,
+) = exercise_tests(
+    Exercise(check_mse, "mse", WRONG, _stub),
+)
