@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pytest
+import torch
 from solution_cells import solution
 
 from toydiff.checks import CheckReport
@@ -155,3 +157,33 @@ def exercise_tests(*exercises: Exercise) -> tuple[Callable[..., None], ...]:
         test_stub_is_not_attempted,
         test_no_traceback,
     )
+
+
+NOISE_KINDS = ("gaussian", "uniform", "uniform_unit_variance", "global")
+
+
+def noise_like(x: torch.Tensor, kind: str, generator: torch.Generator | None) -> torch.Tensor:
+    """Noise shaped like ``x`` as a right or wrong answer draws it.
+
+    ``"gaussian"``: standard normal from ``generator`` (right); ``"uniform"``: U[0, 1);
+    ``"uniform_unit_variance"``: zero mean and unit variance but not Gaussian; ``"global"``:
+    standard normal from the global RNG, ignoring ``generator``.
+    """
+    if kind == "gaussian":
+        return torch.randn(x.shape, generator=generator)
+    if kind == "uniform":
+        return torch.rand(x.shape, generator=generator)
+    if kind == "uniform_unit_variance":
+        return (torch.rand(x.shape, generator=generator) - 0.5) * math.sqrt(12)
+    if kind == "global":
+        return torch.randn_like(x)
+    raise ValueError(f"kind must be one of {NOISE_KINDS}, got {kind!r}")
+
+
+def assert_leaves_global_rng_alone(check: Callable[..., CheckReport], impl: Any) -> None:
+    """Running the check draws nothing from the global RNG (students' notebooks stay seeded)."""
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    check(impl, verbose=False)
+    assert torch.equal(torch.rand(3), expected)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 
 import torch
-from check_harness import Exercise, exercise_tests
+from check_harness import Exercise, exercise_tests, noise_like
 
 from toydiff.checks import check_q_eq2, check_q_eq4
 
@@ -25,14 +25,7 @@ def _eq4(
 ):
     """A parameterised Eq. 4; each keyword reproduces one mistake."""
     alpha_bar = float(torch.prod(1 - betas[: num_steps + shift]))
-    if noise == "gaussian":
-        eps = torch.randn(x.shape, generator=generator)
-    elif noise == "uniform":
-        eps = torch.rand(x.shape, generator=generator)
-    elif noise == "uniform_unit_variance":
-        eps = (torch.rand(x.shape, generator=generator) - 0.5) * math.sqrt(12)
-    else:  # the global generator
-        eps = torch.randn_like(x)
+    eps = noise_like(x, noise, generator)
     scale = math.sqrt(alpha_bar) if mean_sqrt else alpha_bar
     sigma = math.sqrt(1 - alpha_bar) if noise_sqrt else 1 - alpha_bar
     if in_place:
@@ -56,14 +49,7 @@ def _eq2(
     eps = torch.randn(x.shape, generator=generator) if one_draw else None
     for beta in betas[: num_steps + shift].tolist():
         if not one_draw:
-            if noise == "gaussian":
-                eps = torch.randn(x.shape, generator=generator)
-            elif noise == "uniform":
-                eps = torch.rand(x.shape, generator=generator)
-            elif noise == "uniform_unit_variance":
-                eps = (torch.rand(x.shape, generator=generator) - 0.5) * math.sqrt(12)
-            else:
-                eps = torch.randn_like(x)
+            eps = noise_like(x, noise, generator)
         sigma = math.sqrt(beta) if noise_sqrt else beta
         if in_place:
             x = x.mul_(math.sqrt(1 - beta)).add_(sigma * eps)

@@ -3,10 +3,8 @@ mistake fails the right sub-check, including the reference text's randint(1, T) 
 
 from __future__ import annotations
 
-import math
-
 import torch
-from check_harness import Exercise, exercise_tests
+from check_harness import Exercise, exercise_tests, noise_like
 from torch import nn
 
 from toydiff import variance_schedule
@@ -110,12 +108,7 @@ def _noise_img(
     if max_steps is None or max_steps == "ignored":
         max_steps = T
     t = torch.randint(low, max_steps + high_shift, (img.shape[0],), generator=generator)
-    if noise == "gaussian":
-        eps = torch.randn(img.shape, generator=generator)
-    elif noise == "uniform":
-        eps = (torch.rand(img.shape, generator=generator) - 0.5) * math.sqrt(12)
-    else:
-        eps = torch.randn_like(img)
+    eps = noise_like(img, noise, generator)
     ab = noise_schedule.alpha_bars[(t + index_shift).clamp(0, T - 1)].view(-1, 1, 1, 1)
     a, b = (ab.sqrt(), (1 - ab).sqrt()) if sqrt else (ab, 1 - ab)
     noised = img.mul_(a).add_(b * eps) if in_place else a * img + b * eps
@@ -145,7 +138,10 @@ WRONG_NOISE_IMG = {
     "alpha_bar of the next index": (_ni(index_shift=1), EQ4),
     "alpha_bar of the previous index": (_ni(index_shift=-1), EQ4),
     "no square roots": (_ni(sqrt=False), EQ4),
-    "uniform noise": (_ni(noise="uniform"), "the noise is standard Gaussian"),
+    "uniform noise": (
+        _ni(noise="uniform_unit_variance"),
+        "the noise is standard Gaussian",
+    ),
     "ignores the generator": (_ni(noise="global"), "uses the generator (same seed, same result)"),
     "ignores max_steps": (_ni(ignore_max_steps=True), "max_steps limits the indices"),
     "returns (noised, noise, t)": (
