@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+from seeding import gen
 
 from toydiff import (
     GRADIENT_CLASSES,
@@ -14,10 +15,6 @@ from toydiff import (
     normalize_img,
 )
 from toydiff.data import gradient_grid
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def test_gradient_grid_is_linear_in_x_plus_y() -> None:
@@ -35,7 +32,7 @@ def test_gradient_grid_is_linear_in_x_plus_y() -> None:
 
 
 def test_gradient_images_blend_two_corner_colors() -> None:
-    images = gradient_images(64, (3, 5, 5), generator=_gen(0))
+    images = gradient_images(64, (3, 5, 5), generator=gen(0))
     assert images.shape == (64, 3, 5, 5) and images.dtype == torch.float32
     assert images.min().item() >= 0 and images.max().item() <= 1
     start = images[:, :, 0, 0]
@@ -50,7 +47,7 @@ def test_gradient_images_blend_two_corner_colors() -> None:
 
 def test_corner_colors_are_uniform_and_independent() -> None:
     n = 40_000
-    images = gradient_images(n, (3, 2, 2), generator=_gen(1))
+    images = gradient_images(n, (3, 2, 2), generator=gen(1))
     corners = torch.cat([images[:, :, 0, 0], images[:, :, -1, -1]], dim=1).double()  # (n, 6)
     # Uniform on [0, 1]: mean 1/2 and variance 1/12, within 5 standard errors.
     assert (corners.mean(0) - 0.5).abs().max().item() < 5 * math.sqrt(1 / 12 / n)
@@ -60,24 +57,24 @@ def test_corner_colors_are_uniform_and_independent() -> None:
 
 
 def test_gradient_images_are_seeded() -> None:
-    a = gradient_images(8, (3, 4, 6), generator=_gen(3))
-    assert torch.equal(a, gradient_images(8, (3, 4, 6), generator=_gen(3)))
-    assert not torch.equal(a, gradient_images(8, (3, 4, 6), generator=_gen(4)))
+    a = gradient_images(8, (3, 4, 6), generator=gen(3))
+    assert torch.equal(a, gradient_images(8, (3, 4, 6), generator=gen(3)))
+    assert not torch.equal(a, gradient_images(8, (3, 4, 6), generator=gen(4)))
     assert gradient_images(2, (1, 4, 6)).shape == (2, 1, 4, 6)
 
 
 def test_labels_name_the_dominant_channel_of_the_start_corner() -> None:
-    images, labels = labelled_gradient_images(300, (3, 5, 5), generator=_gen(0))
+    images, labels = labelled_gradient_images(300, (3, 5, 5), generator=gen(0))
     assert labels.dtype == torch.long and labels.shape == (300,)
     assert torch.equal(labels, images[:, :, 0, 0].argmax(dim=1))
     assert set(labels.tolist()) == set(range(len(GRADIENT_CLASSES)))
-    assert torch.equal(images, gradient_images(300, (3, 5, 5), generator=_gen(0)))
+    assert torch.equal(images, gradient_images(300, (3, 5, 5), generator=gen(0)))
 
 
 def test_normalize_and_denormalize() -> None:
     x = torch.tensor([0.0, 0.25, 1.0])
     assert torch.equal(normalize_img(x), torch.tensor([-1.0, -0.5, 1.0]))
-    img = gradient_images(16, (3, 5, 5), generator=_gen(0))
+    img = gradient_images(16, (3, 5, 5), generator=gen(0))
     assert torch.allclose(denormalize_img(normalize_img(img)), img, atol=1e-7)
     # Model-space values outside [-1, 1] are clamped for display.
     assert torch.equal(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from seeding import gen
 from torch import nn
 
 from toydiff import sample, save_checkpoint, variance_schedule
@@ -21,10 +22,6 @@ from toydiff.evaluation import (
     run_sampler,
 )
 from toydiff.schedule import NoiseSchedule
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 class ZeroModel(nn.Module):

@@ -6,14 +6,11 @@ import math
 
 import pytest
 import torch
+from seeding import gen
 
 from toydiff import NoiseSchedule, noise_img, q_eq2, q_eq4, reconstruct, variance_schedule
 
 N_DRAWS = 200_000
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.mark.parametrize("k", [1, 60])
@@ -24,7 +21,7 @@ def test_q_eq2_and_q_eq4_have_the_closed_form_moments(k: int) -> None:
     # Half the draws start at -0.8, half at 0.6, so a wrong scale of x would show in the mean.
     x = torch.cat([torch.full((N_DRAWS // 2,), -0.8), torch.full((N_DRAWS // 2,), 0.6)])
     for fn, seed in ((q_eq2, 1), (q_eq4, 2)):
-        out = fn(x, k, betas, generator=_gen(seed)).double()
+        out = fn(x, k, betas, generator=gen(seed)).double()
         resid = out - math.sqrt(alpha_bar) * x.double()
         var = 1 - alpha_bar
         n = resid.numel()
@@ -41,27 +38,27 @@ def test_q_eq2_and_q_eq4_have_the_closed_form_moments(k: int) -> None:
 def test_q_eq2_one_step_by_hand() -> None:
     betas = torch.tensor([0.3, 0.5])
     x = torch.tensor([[1.0, -2.0], [0.5, 0.0]])
-    eps = torch.randn(x.shape, generator=_gen(5))
-    out = q_eq2(x, 1, betas, generator=_gen(5))
+    eps = torch.randn(x.shape, generator=gen(5))
+    out = q_eq2(x, 1, betas, generator=gen(5))
     assert torch.allclose(out, math.sqrt(0.7) * x + math.sqrt(0.3) * eps, atol=1e-6)
-    eps1, eps2 = torch.randn(x.shape, generator=(g := _gen(6))), torch.randn(x.shape, generator=g)
+    eps1, eps2 = torch.randn(x.shape, generator=(g := gen(6))), torch.randn(x.shape, generator=g)
     x1 = math.sqrt(0.7) * x + math.sqrt(0.3) * eps1
-    out2 = q_eq2(x, 2, betas, generator=_gen(6))
+    out2 = q_eq2(x, 2, betas, generator=gen(6))
     assert torch.allclose(out2, math.sqrt(0.5) * x1 + math.sqrt(0.5) * eps2, atol=1e-6)
 
 
 def test_zero_steps_is_the_identity() -> None:
     betas = variance_schedule(10)
-    x = torch.randn(4, 3, 5, 5, generator=_gen(0))
-    assert torch.equal(q_eq2(x, 0, betas, generator=_gen(1)), x)
-    assert torch.equal(q_eq4(x, 0, betas, generator=_gen(1)), x)
+    x = torch.randn(4, 3, 5, 5, generator=gen(0))
+    assert torch.equal(q_eq2(x, 0, betas, generator=gen(1)), x)
+    assert torch.equal(q_eq4(x, 0, betas, generator=gen(1)), x)
 
 
 def test_step_count_k_is_timestep_index_k_minus_1() -> None:
     """q_eq4 with k steps uses alpha_bar of timestep index k-1 (reference pitfall 3)."""
     sch = NoiseSchedule(100)
-    x = torch.rand(8, 3, 5, 5, generator=_gen(0)) * 2 - 1
-    eps = torch.randn(x.shape, generator=_gen(1))
+    x = torch.rand(8, 3, 5, 5, generator=gen(0)) * 2 - 1
+    eps = torch.randn(x.shape, generator=gen(1))
     for k in (1, 2, 50, 100):
         expected = sch.sqrt_alpha_bars[k - 1] * x + sch.sqrt_one_minus_alpha_bars[k - 1] * eps
         assert torch.allclose(q_eq4(x, k, sch.betas, noise=eps), expected, atol=1e-6)
@@ -76,16 +73,16 @@ def test_q_functions_are_seeded() -> None:
     betas = variance_schedule(20)
     x = torch.zeros(2, 3, 5, 5)
     for fn in (q_eq2, q_eq4):
-        a = fn(x, 10, betas, generator=_gen(3))
-        assert torch.equal(a, fn(x, 10, betas, generator=_gen(3)))
-        assert not torch.equal(a, fn(x, 10, betas, generator=_gen(4)))
+        a = fn(x, 10, betas, generator=gen(3))
+        assert torch.equal(a, fn(x, 10, betas, generator=gen(3)))
+        assert not torch.equal(a, fn(x, 10, betas, generator=gen(4)))
 
 
 def test_noise_img_timesteps_cover_every_index_uniformly() -> None:
     T = 100
     sch = NoiseSchedule(T)
     img = torch.zeros(N_DRAWS, 1, 1, 1)
-    t, noise, _ = noise_img(img, sch, generator=_gen(0))
+    t, noise, _ = noise_img(img, sch, generator=gen(0))
     assert t.dtype == torch.long and t.shape == (N_DRAWS,)
     assert int(t.min()) == 0 and int(t.max()) == T - 1  # index 0 is trained (pitfall 2)
     counts = torch.bincount(t, minlength=T).double()
@@ -97,15 +94,15 @@ def test_noise_img_timesteps_cover_every_index_uniformly() -> None:
     assert abs(noise.mean().item()) < 5 / math.sqrt(N_DRAWS)
     assert abs(noise.var().item() - 1) < 5 * math.sqrt(2 / N_DRAWS)
 
-    t_small, _, _ = noise_img(img[:10_000], sch, 10, generator=_gen(1))
+    t_small, _, _ = noise_img(img[:10_000], sch, 10, generator=gen(1))
     assert set(t_small.tolist()) == set(range(10))
 
 
 def test_noise_img_is_eq4_at_its_timesteps_with_documented_draw_order() -> None:
     sch = NoiseSchedule(50)
-    img = torch.rand(16, 3, 5, 5, generator=_gen(0)) * 2 - 1
-    t, noise, noised = noise_img(img, sch, generator=_gen(7))
-    g = _gen(7)
+    img = torch.rand(16, 3, 5, 5, generator=gen(0)) * 2 - 1
+    t, noise, noised = noise_img(img, sch, generator=gen(7))
+    g = gen(7)
     assert torch.equal(t, torch.randint(0, 50, (16,), generator=g))
     assert torch.equal(noise, torch.randn(img.shape, generator=g))
     for i in range(16):
@@ -116,11 +113,11 @@ def test_noise_img_is_eq4_at_its_timesteps_with_documented_draw_order() -> None:
 
 def test_reconstruct_inverts_noise_img_exactly() -> None:
     sch = NoiseSchedule(100)
-    img = torch.rand(512, 3, 5, 5, generator=_gen(0)) * 2 - 1
-    t, noise, noised = noise_img(img, sch, generator=_gen(1))
+    img = torch.rand(512, 3, 5, 5, generator=gen(0)) * 2 - 1
+    t, noise, noised = noise_img(img, sch, generator=gen(1))
     assert torch.allclose(reconstruct(noised, noise, t, sch), img, atol=1e-5)
     # With another noise it is the Eq. 4 x0 estimate, not the image.
-    other = torch.randn(img.shape, generator=_gen(2))
+    other = torch.randn(img.shape, generator=gen(2))
     est = reconstruct(noised, other, t, sch)
     ab = sch.alpha_bars[t].reshape(-1, 1, 1, 1)
     assert torch.allclose(est, (noised - (1 - ab).sqrt() * other) / ab.sqrt(), atol=1e-5)

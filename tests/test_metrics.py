@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+from seeding import gen
 
 from toydiff import denormalize_img, gradient_images, step_coefficients
 from toydiff.metrics import (
@@ -25,10 +26,6 @@ from toydiff.sampling import ddpm_loop, noise_fn, sample
 
 SHAPE = (3, 5, 5)
 N = 600  # samples per sampler: enough to separate the rows, cheap at T=100
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 @pytest.fixture(scope="module")

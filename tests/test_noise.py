@@ -6,20 +6,17 @@ import math
 
 import pytest
 import torch
+from seeding import gen
 
 from toydiff.noise import NoiseStrategies, normal, per_sample_generators
 
 
-def _gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def test_standard_normal_moments_and_seed() -> None:
-    z = NoiseStrategies.standard_normal((4000, 3, 5, 5), generator=_gen(1))
+    z = NoiseStrategies.standard_normal((4000, 3, 5, 5), generator=gen(1))
     assert z.dtype == torch.float32 and z.shape == (4000, 3, 5, 5)
     assert abs(float(z.mean())) < 0.01
     assert abs(float(z.var()) - 1) < 0.01
-    assert torch.equal(z, NoiseStrategies.standard_normal((4000, 3, 5, 5), generator=_gen(1)))
+    assert torch.equal(z, NoiseStrategies.standard_normal((4000, 3, 5, 5), generator=gen(1)))
 
 
 def test_per_sample_generators_make_noise_batch_independent() -> None:
@@ -27,7 +24,7 @@ def test_per_sample_generators_make_noise_batch_independent() -> None:
     alone = normal((1, 3, 5, 5), generator=per_sample_generators([8]))
     assert torch.equal(both[1:], alone)
     # Row i is what generator i draws by itself.
-    assert torch.equal(both[0], torch.randn((3, 5, 5), generator=_gen(7)))
+    assert torch.equal(both[0], torch.randn((3, 5, 5), generator=gen(7)))
     with pytest.raises(ValueError, match="one generator per sample"):
         normal((3, 2), generator=per_sample_generators([1, 2]))
     with pytest.raises(ValueError, match="non-negative ints"):
@@ -36,7 +33,7 @@ def test_per_sample_generators_make_noise_batch_independent() -> None:
 
 @pytest.mark.parametrize("a", [0.5, 1.0, 2.0])
 def test_truncated_normal_is_a_true_truncated_normal(a: float) -> None:
-    z = NoiseStrategies.truncated_normal((200_000,), a, generator=_gen(2)).double()
+    z = NoiseStrategies.truncated_normal((200_000,), a, generator=gen(2)).double()
     assert float(z.abs().max()) <= a
     phi = math.exp(-a * a / 2) / math.sqrt(2 * math.pi)
     mass = math.erf(a / math.sqrt(2))  # 2 Phi(a) - 1
@@ -61,7 +58,7 @@ def test_truncated_normal_rejects_bad_truncation() -> None:
 
 def test_pyramid_noise_unit_variance_and_closed_form_correlation() -> None:
     d = 0.8
-    z = NoiseStrategies.pyramid_noise((20_000, 1, 5, 5), d, generator=_gen(3))
+    z = NoiseStrategies.pyramid_noise((20_000, 1, 5, 5), d, generator=gen(3))
     # 5x5 -> levels at 5x5, 2x2, 1x1: every entry is exactly N(0, 1) by construction.
     assert abs(float(z.var()) - 1) < 0.02
     assert abs(float(z.mean())) < 0.02
@@ -74,8 +71,8 @@ def test_pyramid_noise_unit_variance_and_closed_form_correlation() -> None:
 
 
 def test_pyramid_noise_one_level_is_plain_noise_and_bad_input() -> None:
-    z = NoiseStrategies.pyramid_noise((2, 3, 4, 4), levels=1, generator=_gen(4))
-    assert torch.equal(z, torch.randn((2, 3, 4, 4), generator=_gen(4)))
+    z = NoiseStrategies.pyramid_noise((2, 3, 4, 4), levels=1, generator=gen(4))
+    assert torch.equal(z, torch.randn((2, 3, 4, 4), generator=gen(4)))
     with pytest.raises(ValueError, match="levels"):
         NoiseStrategies.pyramid_noise((2, 3, 4, 4), levels=4)
     with pytest.raises(ValueError, match="discount"):
@@ -86,13 +83,13 @@ def test_pyramid_noise_one_level_is_plain_noise_and_bad_input() -> None:
 
 def test_latent_blend_is_variance_preserving() -> None:
     s = 0.6
-    ref = torch.randn((50_000, 4), generator=_gen(5))
-    out = NoiseStrategies.latent_blend((50_000, 4), ref, s, generator=_gen(6))
+    ref = torch.randn((50_000, 4), generator=gen(5))
+    out = NoiseStrategies.latent_blend((50_000, 4), ref, s, generator=gen(6))
     assert abs(float(out.var()) - 1) < 0.02
     corr = torch.corrcoef(torch.stack([out.flatten(), ref.flatten()]))[0, 1]
     assert abs(float(corr) - s) < 0.01
     # The noise part is exactly the generator's randn.
-    z = torch.randn((50_000, 4), generator=_gen(6))
+    z = torch.randn((50_000, 4), generator=gen(6))
     assert torch.allclose(out, math.sqrt(1 - s * s) * z + s * ref, atol=1e-6)
     assert torch.equal(
         NoiseStrategies.latent_blend((2, 3), ref[:1, :3], 1.0), ref[:1, :3].expand(2, 3)

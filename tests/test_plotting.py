@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from seeding import gen
 
 from toydiff import NoiseSchedule, gradient_images, q_eq2, variance_schedule
 from toydiff.evaluation import EvalRow, plot_quality_vs_steps
@@ -22,10 +23,6 @@ from toydiff.plotting import (
     save_signal_gif,
     save_trajectory_strip,
 )
-
-
-def gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def steps_of_images(n_steps: int = 6) -> list[torch.Tensor]:

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from seeding import gen
 from torch import Tensor
 
 from toydiff import (
@@ -27,12 +28,8 @@ N = 512
 SHAPE = (3, 5, 5)
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def test_fit_recovers_the_corner_colors_of_real_data() -> None:
-    images = gradient_images(N, SHAPE, generator=_gen(0))
+    images = gradient_images(N, SHAPE, generator=gen(0))
     start, end, rms = fit_gradients(images)
     assert torch.allclose(start, images[:, :, 0, 0], atol=1e-5)
     assert torch.allclose(end, images[:, :, -1, -1], atol=1e-5)
@@ -42,8 +39,8 @@ def test_fit_recovers_the_corner_colors_of_real_data() -> None:
 
 
 def test_noise_is_far_from_a_gradient() -> None:
-    uniform = torch.rand(N, *SHAPE, generator=_gen(1))
-    clamped_gauss = denormalize_img(torch.randn(N, *SHAPE, generator=_gen(2)))
+    uniform = torch.rand(N, *SHAPE, generator=gen(1))
+    clamped_gauss = denormalize_img(torch.randn(N, *SHAPE, generator=gen(2)))
     # Measured: uniform 0.28, clamped N(0, 1) in model space 0.34.
     assert gradient_rms(uniform).mean().item() > 0.2
     assert gradient_rms(clamped_gauss).mean().item() > 0.25
@@ -52,7 +49,7 @@ def test_noise_is_far_from_a_gradient() -> None:
 @pytest.mark.slow
 def test_trained_model_samples_are_diverse_gradients(trained_model: ToyDiffuser) -> None:
     images = denormalize_img(
-        sample(trained_model, N, generator=_gen(0), progress=False, clip_denoised=False)
+        sample(trained_model, N, generator=gen(0), progress=False, clip_denoised=False)
     )
     rms = gradient_rms(images).mean().item()
     spread = corner_color_spread(images)
@@ -87,8 +84,8 @@ def _sample_with_noise_scaled_by_beta(model: ToyDiffuser, n: int, g: torch.Gener
 @pytest.mark.slow
 def test_noise_scaled_by_beta_collapses_diversity(trained_model: ToyDiffuser) -> None:
     """Smoothness alone prefers the buggy sampler; the spread figure catches it."""
-    buggy = denormalize_img(_sample_with_noise_scaled_by_beta(trained_model, N, _gen(0)))
-    right = denormalize_img(sample(trained_model, N, generator=_gen(0), progress=False))
+    buggy = denormalize_img(_sample_with_noise_scaled_by_beta(trained_model, N, gen(0)))
+    right = denormalize_img(sample(trained_model, N, generator=gen(0), progress=False))
     # Measured (seed 0): buggy rms 0.020, spread 0.20; correct rms 0.10, spread 0.27.
     assert gradient_rms(buggy).mean().item() < 0.5 * gradient_rms(right).mean().item()
     assert corner_color_spread(buggy) < 0.235
