@@ -49,6 +49,18 @@ EXPECTED = {
 # fmt: on
 
 
+def sigmas(alphas_cumprod: torch.Tensor) -> torch.Tensor:
+    """Karras et al.'s noise level of each timestep, sqrt((1 - alpha_bar) / alpha_bar), float64."""
+    ab = alphas_cumprod.double()
+    return ((1 - ab) / ab).sqrt()
+
+
+def karras_ramp(sigma_min: float, sigma_max: float, n: int, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. Eq. 5: n sigmas from sigma_max down to sigma_min, even in sigma^(1/rho)."""
+    s = torch.linspace(0, 1, n, dtype=torch.float64)
+    return (sigma_max ** (1 / rho) + s * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
+
+
 def spaced(
     spacing: str, T: int, n: int, alphas_cumprod: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -79,8 +91,7 @@ def test_definitions_by_hand() -> None:
     # quadratic = round((T - 1) s^2), s = linspace(0, 1, n): s = 1/3 for T=100, n=10 is 11
     assert EXPECTED[100, 10]["quadratic"][-4] == round(99 * (3 / 9) ** 2) == 11
     # karras T=100, n=10: second ramp point (s_max^(1/7) + (s_min^(1/7) - s_max^(1/7)) / 9)^7
-    ab = LINEAR[100].double()
-    sig = ((1 - ab) / ab).sqrt()
+    sig = sigmas(LINEAR[100])
     lo, hi = float(sig[0]), float(sig[-1])
     ramp1 = (hi ** (1 / 7) + (lo ** (1 / 7) - hi ** (1 / 7)) / 9) ** 7
     t = EXPECTED[100, 10]["karras"][1]  # 75: sigma(74) <= ramp1 = 0.885 <= sigma(75), nearer 75
@@ -92,10 +103,8 @@ def test_definitions_by_hand() -> None:
 def test_karras_follows_the_schedule_sigmas(T: int, n: int) -> None:
     """Each chosen timestep is the nearest index (in log sigma) to its ramp sigma."""
     ab = NoiseSchedule(T).alpha_bars.double()
-    sig = ((1 - ab) / ab).sqrt()
-    lo, hi = float(sig[0]), float(sig[-1])
-    s = torch.linspace(0, 1, n, dtype=torch.float64)
-    ramp = (hi ** (1 / 7) + s * (lo ** (1 / 7) - hi ** (1 / 7))) ** 7
+    sig = sigmas(ab)
+    ramp = karras_ramp(float(sig[0]), float(sig[-1]), n)
     out = TimestepScheduler.karras(T, n, alphas_cumprod=ab)
     for t, r in zip(out.tolist(), ramp.tolist(), strict=True):
         below = float(sig[max(t - 1, 0)])
@@ -111,8 +120,7 @@ def test_karras_is_not_a_linear_rescale_and_depends_on_the_schedule() -> None:
     )
     assert linear.tolist() != cosine.tolist()
     # The reference text's mapping: t = sigma / sigma_max * (T - 1) (known error 7).
-    s = torch.linspace(0, 1, n, dtype=torch.float64)
-    ramp = (80 ** (1 / 7) + s * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7
+    ramp = karras_ramp(0.002, 80.0, n)
     rescaled = (ramp / 80 * (T - 1)).long()
     assert linear.tolist() != rescaled.tolist()
     # Mid-sequence the rescale collapses to small t, the schedule's sigmas do not.
@@ -121,7 +129,7 @@ def test_karras_is_not_a_linear_rescale_and_depends_on_the_schedule() -> None:
 
 def test_karras_custom_sigma_range() -> None:
     ab = LINEAR[1000].double()
-    sig = ((1 - ab) / ab).sqrt()
+    sig = sigmas(ab)
     out = TimestepScheduler.karras(1000, 10, alphas_cumprod=ab, sigma_min=0.1, sigma_max=10.0)
     assert float(sig[out[0]]) == pytest.approx(10.0, rel=0.02)
     assert float(sig[out[-1]]) == pytest.approx(0.1, rel=0.02)
@@ -153,14 +161,14 @@ def test_strictly_decreasing_unique_in_range(spacing: str) -> None:
                 assert out.tolist() == list(range(T - 1, -1, -1))
 
 
-def test_ends() -> None:
-    for T, n in [(1000, 50), (1000, 7), (100, 10), (10, 3)]:
-        assert int(TimestepScheduler.trailing(T, n)[0]) == T - 1
-        assert int(TimestepScheduler.leading(T, n)[-1]) == 0
-        assert T - 1 not in TimestepScheduler.leading(T, n).tolist() or n == T
-        for spacing in ("uniform", "quadratic", "karras"):
-            out = spaced(spacing, T, n, NoiseSchedule(T).alpha_bars)
-            assert int(out[0]) == T - 1 and (n == 1 or int(out[-1]) == 0), spacing
+@pytest.mark.parametrize("T, n", [(1000, 50), (1000, 7), (100, 10), (10, 3)])
+def test_ends(T: int, n: int) -> None:
+    assert int(TimestepScheduler.trailing(T, n)[0]) == T - 1
+    assert int(TimestepScheduler.leading(T, n)[-1]) == 0
+    assert T - 1 not in TimestepScheduler.leading(T, n).tolist() or n == T
+    for spacing in ("uniform", "quadratic", "karras"):
+        out = spaced(spacing, T, n, NoiseSchedule(T).alpha_bars)
+        assert int(out[0]) == T - 1 and (n == 1 or int(out[-1]) == 0), spacing
 
 
 @pytest.mark.parametrize("spacing", SPACINGS)
