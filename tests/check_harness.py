@@ -187,3 +187,8 @@ def assert_leaves_global_rng_alone(check: Callable[..., CheckReport], impl: Any)
     torch.manual_seed(123)
     check(impl, verbose=False)
     assert torch.equal(torch.rand(3), expected)
+
+
+def with_mistake(impl: Callable[..., Any], **mistake: Any) -> Callable[..., Any]:
+    """``impl`` with the keywords that switch its mistakes on bound, called as the exercise is."""
+    return lambda *args, **kwargs: impl(*args, **kwargs, **mistake)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import torch
-from check_harness import case_tests
+from check_harness import case_tests, with_mistake
 
 from toydiff import NoiseSchedule
 from toydiff.checks import (
@@ -65,8 +66,7 @@ def _ddim(
     return out
 
 
-def _ddim_with(**bug):
-    return lambda *a, **k: _ddim(*a, **k, **bug)
+_ddim_with = partial(with_mistake, _ddim)
 
 
 DDIM_BUGS = {
@@ -184,8 +184,7 @@ def _karras(
     return t.flip(0) if increasing else t
 
 
-def _karras_with(**bug):
-    return lambda *a, **k: _karras(*a, **k, **bug)
+_karras_with = partial(with_mistake, _karras)
 
 
 KARRAS_BUGS = {

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
-from check_harness import case_tests
+from check_harness import case_tests, with_mistake
 
 from toydiff.checks import check_dpmpp_2m_step, check_half_log_snr
 
@@ -60,8 +61,7 @@ def _step(
     return ratio * x - math.sqrt(ab_next) * math.expm1(-h) * D
 
 
-def _with(**bug):
-    return lambda *a, **k: _step(*a, **k, **bug)
+_with = partial(with_mistake, _step)
 
 
 STEP_BUGS = {

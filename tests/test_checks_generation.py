@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
-from check_harness import case_tests
+from check_harness import case_tests, with_mistake
 
 from toydiff.checks import check_seeded_noise, check_slerp
 
@@ -67,8 +69,7 @@ def _slerp(
     return out
 
 
-def _slerp_with(**bug):
-    return lambda *a, **k: _slerp(*a, **k, **bug)
+_slerp_with = partial(with_mistake, _slerp)
 
 
 SLERP_BUGS = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
-from check_harness import case_tests
+from check_harness import case_tests, with_mistake
 
 from toydiff.checks import check_guided_eps
 
@@ -41,8 +43,7 @@ def _guided(
     return eps_u + w * (eps_c - eps_u)
 
 
-def _with(**bug):
-    return lambda *a, **k: _guided(*a, **k, **bug)
+_with = partial(with_mistake, _guided)
 
 
 BUGS = {

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
-from check_harness import case_tests, failed
+from check_harness import case_tests, failed, with_mistake
 
 from toydiff.checks import check_ddpm_step, check_spot_the_bug
 
@@ -49,8 +50,7 @@ def _step(
     return mean + sigma * z
 
 
-def _with(**bug):
-    return lambda *a, **k: _step(*a, **k, **bug)
+_with = partial(with_mistake, _step)
 
 
 def _uniform(x, g):
@@ -126,8 +126,7 @@ def _loop(
     return x
 
 
-def _loop_with(**bug):
-    return lambda *a, **k: _loop(*a, **k, **bug)
+_loop_with = partial(with_mistake, _loop)
 
 
 LOOP_BUGS = {
