@@ -77,32 +77,36 @@ def assert_stub_not_attempted_printed(check: Callable[..., CheckReport], capsys:
 Cases = list[tuple[Callable[..., CheckReport], str, dict[str, tuple[Any, str]]]]
 
 
-def case_tests(cases: Cases) -> tuple[Callable[..., None], ...]:
+def case_tests(cases: Cases) -> type:
     """The three standard tests of a notebook's checks, parametrized over its cases.
 
     Each case is (check, solution name, {bug name: (wrong implementation, sub-check it fails)}).
-    Assign the result to ``test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted``
-    in the test module so that pytest collects them under those names.
+    Assign the returned class to a ``Test...`` name in the test module for pytest to collect it.
     """
 
-    @pytest.mark.parametrize(("check", "name"), [(c, n) for c, n, _ in cases])
-    def test_solution_passes(check: Callable[..., CheckReport], name: str, capsys: Any) -> None:
-        assert_passes_printed(check, solution(name), capsys)
+    class NotebookChecks:
+        @pytest.mark.parametrize(("check", "name"), [(c, n) for c, n, _ in cases])
+        def test_solution_passes(
+            self, check: Callable[..., CheckReport], name: str, capsys: Any
+        ) -> None:
+            assert_passes_printed(check, solution(name), capsys)
 
-    @pytest.mark.parametrize(
-        ("check", "bugs", "bug"), [(c, b, name) for c, _, b in cases for name in b]
-    )
-    def test_bug_is_caught(
-        check: Callable[..., CheckReport], bugs: dict, bug: str, capsys: Any
-    ) -> None:
-        impl, subcheck = bugs[bug]
-        assert_caught_printed(check, impl, subcheck, capsys)
+        @pytest.mark.parametrize(
+            ("check", "bugs", "bug"), [(c, b, name) for c, _, b in cases for name in b]
+        )
+        def test_bug_is_caught(
+            self, check: Callable[..., CheckReport], bugs: dict, bug: str, capsys: Any
+        ) -> None:
+            impl, subcheck = bugs[bug]
+            assert_caught_printed(check, impl, subcheck, capsys)
 
-    @pytest.mark.parametrize("check", [c for c, _, _ in cases])
-    def test_stub_is_not_attempted(check: Callable[..., CheckReport], capsys: Any) -> None:
-        assert_stub_not_attempted_printed(check, capsys)
+        @pytest.mark.parametrize("check", [c for c, _, _ in cases])
+        def test_stub_is_not_attempted(
+            self, check: Callable[..., CheckReport], capsys: Any
+        ) -> None:
+            assert_stub_not_attempted_printed(check, capsys)
 
-    return test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted
+    return NotebookChecks
 
 
 class Exercise(NamedTuple):
@@ -120,43 +124,38 @@ class Exercise(NamedTuple):
     references: tuple[Any, ...] = ()
 
 
-def exercise_tests(*exercises: Exercise) -> tuple[Callable[..., None], ...]:
+def exercise_tests(*exercises: Exercise) -> type:
     """The four standard tests of a notebook's checks, parametrized over its exercises.
 
-    Assign the result to ``test_solution_passes, test_wrong_answer_fails_the_right_subcheck,
-    test_stub_is_not_attempted, test_no_traceback`` so that pytest collects them.
+    Assign the returned class to a ``Test...`` name in the test module for pytest to collect it.
     """
     by_name = {ex.solution: ex for ex in exercises}
 
-    @pytest.mark.parametrize("exercise", list(by_name))
-    def test_solution_passes(exercise: str) -> None:
-        ex = by_name[exercise]
-        for impl in (solution(ex.solution), *ex.references):
-            assert_passes(ex.check, impl)
+    class ExerciseChecks:
+        @pytest.mark.parametrize("exercise", list(by_name))
+        def test_solution_passes(self, exercise: str) -> None:
+            ex = by_name[exercise]
+            for impl in (solution(ex.solution), *ex.references):
+                assert_passes(ex.check, impl)
 
-    @pytest.mark.parametrize(
-        ("exercise", "mistake"), [(ex.solution, m) for ex in exercises for m in ex.wrong]
-    )
-    def test_wrong_answer_fails_the_right_subcheck(exercise: str, mistake: str) -> None:
-        ex = by_name[exercise]
-        impl, subcheck = ex.wrong[mistake]
-        assert_caught(ex.check, impl, subcheck)
+        @pytest.mark.parametrize(
+            ("exercise", "mistake"), [(ex.solution, m) for ex in exercises for m in ex.wrong]
+        )
+        def test_wrong_answer_fails_the_right_subcheck(self, exercise: str, mistake: str) -> None:
+            ex = by_name[exercise]
+            impl, subcheck = ex.wrong[mistake]
+            assert_caught(ex.check, impl, subcheck)
 
-    @pytest.mark.parametrize("exercise", list(by_name))
-    def test_stub_is_not_attempted(exercise: str) -> None:
-        ex = by_name[exercise]
-        assert_not_attempted(ex.check, ex.stub)
+        @pytest.mark.parametrize("exercise", list(by_name))
+        def test_stub_is_not_attempted(self, exercise: str) -> None:
+            ex = by_name[exercise]
+            assert_not_attempted(ex.check, ex.stub)
 
-    def test_no_traceback(capsys: Any) -> None:
-        for ex in exercises:
-            assert_no_traceback(ex.check, [impl for impl, _ in ex.wrong.values()], capsys)
+        def test_no_traceback(self, capsys: Any) -> None:
+            for ex in exercises:
+                assert_no_traceback(ex.check, [impl for impl, _ in ex.wrong.values()], capsys)
 
-    return (
-        test_solution_passes,
-        test_wrong_answer_fails_the_right_subcheck,
-        test_stub_is_not_attempted,
-        test_no_traceback,
-    )
+    return ExerciseChecks
 
 
 NOISE_KINDS = ("gaussian", "uniform", "uniform_unit_variance", "global")

@@ -106,12 +106,7 @@ WRONG_DENORMALIZE = {
     "in place": (_in_place, "leaves its input unchanged"),
 }
 
-(
-    test_solution_passes,
-    test_wrong_answer_fails_the_right_subcheck,
-    test_stub_is_not_attempted,
-    test_no_traceback,
-) = exercise_tests(
+TestExercises = exercise_tests(
     Exercise(check_gradient_images, "gradient_images", WRONG_GRADIENTS, _stub),
     Exercise(check_denormalize_img, "denormalize_img", WRONG_DENORMALIZE, _denorm_stub),
 )

@@ -211,4 +211,4 @@ CASES = [
 ]
 
 
-test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted = case_tests(CASES)
+TestNotebookChecks = case_tests(CASES)

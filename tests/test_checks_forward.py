@@ -100,12 +100,7 @@ def _stub(x, num_steps, betas, *, generator=None):
     raise NotImplementedError("q")
 
 
-(
-    test_solution_passes,
-    test_wrong_answer_fails_the_right_subcheck,
-    test_stub_is_not_attempted,
-    test_no_traceback,
-) = exercise_tests(
+TestExercises = exercise_tests(
     # the mistake-free parameterised variants are references: a guard that each wrong variant
     # fails only through the mistake switched on
     Exercise(check_q_eq2, "q_eq2", _wrong(_eq2, WRONG_EQ2), _stub, (_variant(_eq2),)),

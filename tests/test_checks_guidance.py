@@ -62,6 +62,4 @@ BUGS = {
 }
 
 
-test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted = case_tests(
-    [(check_guided_eps, "guided_eps", BUGS)]
-)
+TestNotebookChecks = case_tests([(check_guided_eps, "guided_eps", BUGS)])

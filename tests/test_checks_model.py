@@ -96,11 +96,6 @@ def test_check_leaves_the_global_generator_alone() -> None:
     assert_leaves_global_rng_alone(check_toy_diffuser, solution("toy_diffuser"))
 
 
-(
-    test_solution_passes,
-    test_wrong_answer_fails_the_right_subcheck,
-    test_stub_is_not_attempted,
-    test_no_traceback,
-) = exercise_tests(
+TestExercises = exercise_tests(
     Exercise(check_toy_diffuser, "toy_diffuser", WRONG, _Stub, (_MLP,)),
 )

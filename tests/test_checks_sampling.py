@@ -146,7 +146,7 @@ LOOP_BUGS = {
 }
 
 
-test_solution_passes, test_bug_is_caught, test_stub_is_not_attempted = case_tests(
+TestNotebookChecks = case_tests(
     [
         (check_ddpm_step, "ddpm_step", STEP_BUGS),
         (check_spot_the_bug, "spot_the_bug", LOOP_BUGS),

@@ -191,12 +191,7 @@ WRONG_RECONSTRUCT = {
     "in place": (_rc("in_place"), "leaves its inputs unchanged"),
 }
 
-(
-    test_solution_passes,
-    test_wrong_answer_fails_the_right_subcheck,
-    test_stub_is_not_attempted,
-    test_no_traceback,
-) = exercise_tests(
+TestExercises = exercise_tests(
     Exercise(check_noise_schedule, "noise_schedule", WRONG_SCHEDULES, _ScheduleStub, (_Schedule,)),
     Exercise(check_noise_img, "noise_img", WRONG_NOISE_IMG, _ni_stub, (_ni(),)),
     Exercise(check_reconstruct, "reconstruct", WRONG_RECONSTRUCT, _rc_stub, (_rc(None),)),

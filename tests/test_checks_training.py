@@ -94,11 +94,6 @@ def test_check_leaves_the_global_generator_alone() -> None:
     assert_leaves_global_rng_alone(check_diffusion_loss, solution("diffusion_loss"))
 
 
-(
-    test_solution_passes,
-    test_wrong_answer_fails_the_right_subcheck,
-    test_stub_is_not_attempted,
-    test_no_traceback,
-) = exercise_tests(
+TestExercises = exercise_tests(
     Exercise(check_diffusion_loss, "diffusion_loss", WRONG, _stub, (_variant(),)),
 )

@@ -40,11 +40,6 @@ WRONG = {
     "leaves autograd via .item()": (_float, "gradients flow back to pred"),
 }
 
-(
-    test_solution_passes,
-    test_wrong_answer_fails_the_right_subcheck,
-    test_stub_is_not_attempted,
-    test_no_traceback,
-) = exercise_tests(
+TestExercises = exercise_tests(
     Exercise(check_mse, "mse", WRONG, _stub),
 )
