@@ -32,20 +32,19 @@ from torch import Tensor, nn
 
 from toydiff.noise import Generators, normal
 from toydiff.sampling import (
+    Keep,
     NoiseFn,
     Progress,
     check_labels,
     check_variance,
     ddpm_loop,
+    end_step,
     initial_noise,
     noise_fn,
 )
 from toydiff.schedule import NoiseSchedule, StepCoefficients, step_coefficients
 from toydiff.timesteps import timestep_sequence
 from toydiff.validation import check_positive_int
-
-#: ``keep(x)`` is called with the state after every step (for ``return_intermediates``).
-Keep = Callable[[Tensor], None]
 
 
 def check_shape(shape: Any) -> tuple[int, ...]:
@@ -162,10 +161,7 @@ def ddim_loop(
             x.mul_(x_coef).add_(eps, alpha=eps_coef)
         if sigma > 0:
             x.add_(normal(x.shape, generator=generator, out=z), alpha=sigma)
-        if keep is not None:
-            keep(x)
-        if progress is not None:
-            progress.step()
+        end_step(x, keep, progress)
     return x
 
 
@@ -208,10 +204,7 @@ def ddim_inversion_loop(
         for _ in range(fixed_point_iters):
             eps = eps_fn(x, t)
             torch.add(eps.mul_(eps_coef), start, alpha=x_coef, out=x)
-        if keep is not None:
-            keep(x)
-        if progress is not None:
-            progress.step()
+        end_step(x, keep, progress)
     return x
 
 
@@ -259,10 +252,7 @@ def dpm_solver_loop(
             d = torch.add(x0, x0 - x0_prev, alpha=half_inv_r)
         x.mul_(x_coef).add_(d, alpha=x0_coef)
         x0_prev = x0
-        if keep is not None:
-            keep(x)
-        if progress is not None:
-            progress.step()
+        end_step(x, keep, progress)
     return x
 
 
@@ -289,7 +279,8 @@ def slerp(v0: Tensor, v1: Tensor, weight: float) -> Tensor:
     return out.reshape(v0.shape).to(v0.dtype)
 
 
-Loop = Callable[[NoiseFn, Tensor, StepCoefficients, Keep | None, Progress], Tensor]
+#: ``loop(eps_fn, x, coeffs, *, keep, progress, **options) -> x``: one of the loops above.
+Loop = Callable[..., Tensor]
 
 
 class _Sampler:
@@ -321,6 +312,7 @@ class _Sampler:
     def _run(
         self,
         loop: Loop,
+        options: dict[str, Any],
         x: Tensor | None,
         shape: Any,
         num_steps: int | None,
@@ -335,7 +327,8 @@ class _Sampler:
         progress: bool,
         progress_callback: Callable[[float], Any] | None,
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
-        """Run ``loop`` from ``x`` (a copy of the given x_T) or from fresh noise of ``shape``."""
+        """Run ``loop`` (with its own keyword ``options``) from ``x`` (a copy of the given x_T) or
+        from fresh noise of ``shape``."""
         shape = check_shape(shape)
         sample_shape = getattr(self.model, "img_shape", None)
         if sample_shape is not None and shape[1:] != tuple(sample_shape):
@@ -356,7 +349,7 @@ class _Sampler:
         was_training = self.model.training
         self.model.eval()
         try:
-            x = loop(eps_fn, x, coeffs, keep, bar)
+            x = loop(eps_fn, x, coeffs, keep=keep, progress=bar, **options)
         finally:
             bar.close()
             self.model.train(was_training)
@@ -404,22 +397,9 @@ class DDPMSampler(_Sampler):
         """
         check_variance(variance)
 
-        def loop(
-            eps_fn: NoiseFn, x: Tensor, coeffs: StepCoefficients, keep: Keep | None, bar: Progress
-        ) -> Tensor:
-            return ddpm_loop(
-                eps_fn,
-                x,
-                coeffs,
-                variance=variance,
-                clip_denoised=clip_denoised,
-                generator=generator,
-                keep=keep,
-                progress=bar,
-            )
-
         return self._run(
-            loop,
+            ddpm_loop,
+            {"variance": variance, "clip_denoised": clip_denoised, "generator": generator},
             x_T,
             shape,
             num_steps,
@@ -494,22 +474,9 @@ class DDIMSampler(_Sampler):
         """Samples of ``shape = (B, ...)``; options as in :meth:`DDPMSampler.sample`."""
         eta = check_eta(eta)
 
-        def loop(
-            eps_fn: NoiseFn, x: Tensor, coeffs: StepCoefficients, keep: Keep | None, bar: Progress
-        ) -> Tensor:
-            return ddim_loop(
-                eps_fn,
-                x,
-                coeffs,
-                eta=eta,
-                clip_denoised=clip_denoised,
-                generator=generator,
-                keep=keep,
-                progress=bar,
-            )
-
         return self._run(
-            loop,
+            ddim_loop,
+            {"eta": eta, "clip_denoised": clip_denoised, "generator": generator},
             x_T,
             shape,
             num_steps,
@@ -545,15 +512,9 @@ class DDIMSampler(_Sampler):
         if not isinstance(x0, Tensor) or not x0.is_floating_point():
             raise TypeError("x0 must be a floating-point tensor (B, ...)")
 
-        def loop(
-            eps_fn: NoiseFn, x: Tensor, coeffs: StepCoefficients, keep: Keep | None, bar: Progress
-        ) -> Tensor:
-            return ddim_inversion_loop(
-                eps_fn, x, coeffs, fixed_point_iters=fixed_point_iters, keep=keep, progress=bar
-            )
-
         return self._run(
-            loop,
+            ddim_inversion_loop,
+            {"fixed_point_iters": fixed_point_iters},
             x0,
             tuple(x0.shape),
             num_steps,
@@ -656,15 +617,9 @@ class DPMSolverSampler(_Sampler):
         if order not in (1, 2):
             raise ValueError(f"order must be 1 or 2, got {order!r}")
 
-        def loop(
-            eps_fn: NoiseFn, x: Tensor, coeffs: StepCoefficients, keep: Keep | None, bar: Progress
-        ) -> Tensor:
-            return dpm_solver_loop(
-                eps_fn, x, coeffs, order=order, clip_denoised=clip_denoised, keep=keep, progress=bar
-            )
-
         return self._run(
-            loop,
+            dpm_solver_loop,
+            {"order": order, "clip_denoised": clip_denoised},
             x_T,
             shape,
             num_steps,

@@ -32,6 +32,9 @@ VARIANCES = ("beta_tilde", "beta")
 #: ``eps_fn(x, t) -> eps``: the noise prediction for a whole batch at one timestep index.
 NoiseFn = Callable[[Tensor, int], Tensor]
 
+#: ``keep(x)`` is called with the state after every step (for ``return_intermediates``).
+Keep = Callable[[Tensor], None]
+
 
 def model_device(model: nn.Module) -> torch.device:
     """The device of the model's first parameter or buffer (CPU for a model with neither)."""
@@ -125,6 +128,14 @@ class Progress:
         self.bar.close()
 
 
+def end_step(x: Tensor, keep: Keep | None, progress: Progress | None) -> None:
+    """What every sampler loop does after a step: hand ``x`` to ``keep``, advance ``progress``."""
+    if keep is not None:
+        keep(x)
+    if progress is not None:
+        progress.step()
+
+
 def ddpm_loop(
     eps_fn: NoiseFn,
     x: Tensor,
@@ -133,7 +144,7 @@ def ddpm_loop(
     variance: str = "beta_tilde",
     clip_denoised: bool = False,
     generator: Generators = None,
-    keep: Callable[[Tensor], None] | None = None,
+    keep: Keep | None = None,
     progress: Progress | None = None,
 ) -> Tensor:
     """Run the DDPM reverse chain over ``coeffs`` from ``x = x_T`` (updated in place).
@@ -166,10 +177,7 @@ def ddpm_loop(
             x.add_(eps, alpha=-eps_c).mul_(recip_sqrt_a)
         if i < last:  # Algorithm 2: z = 0 at the last step
             x.add_(normal(x.shape, generator=generator, out=z), alpha=sigma)
-        if keep is not None:
-            keep(x)
-        if progress is not None:
-            progress.step()
+        end_step(x, keep, progress)
     return x
 
 
