@@ -54,13 +54,7 @@ def save_image_grid(
     images: Tensor, path: str | os.PathLike[str], nrow: int = 8, scale: int = 8
 ) -> Path:
     """Write ``(N, C, H, W)`` images in ``[0, 1]`` as one PNG grid, each pixel ``scale`` times."""
-    grid = make_grid(images, nrow=nrow)
-    grid = grid.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arr = _to_hwc(grid)
-    plt.imsave(path, arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1)
-    return path
+    return _write_png(make_grid(images, nrow=nrow), path, scale)
 
 
 def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1) -> Path:
@@ -68,10 +62,15 @@ def save_image(image: Tensor, path: str | os.PathLike[str], scale: int = 1) -> P
     ``scale`` x ``scale`` (1 keeps the data's own resolution)."""
     if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] not in (1, 3):
         raise ValueError("image must be a tensor of shape (C, H, W) with C = 1 or 3")
-    img = image.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2)
+    return _write_png(image, path, scale)
+
+
+def _write_png(image: Tensor, path: str | os.PathLike[str], scale: int) -> Path:
+    """Write ``(C, H, W)`` in ``[0, 1]`` as a PNG (grayscale for C = 1), each pixel ``scale`` x
+    ``scale``, creating the parent folder."""
+    arr = _to_hwc(image.repeat_interleave(scale, dim=1).repeat_interleave(scale, dim=2))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arr = _to_hwc(img)
     plt.imsave(path, arr, cmap="gray" if arr.ndim == 2 else None, vmin=0, vmax=1)
     return path
 
