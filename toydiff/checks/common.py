@@ -57,3 +57,9 @@ def expect_gaussian(eps: Tensor, what: str = "the noise") -> None:
 def expect_unchanged(before: Tensor, after: Tensor, name: str) -> None:
     """Fail when an input was modified in place."""
     expect(torch.equal(before, after), f"your code changed its input {name} in place")
+
+
+def tensor_diff(value: Any, reference: Tensor, what: str = "the result") -> float:
+    """Fail unless ``value`` is a tensor shaped like ``reference``; return their largest absolute
+    difference."""
+    return max_diff(expect_tensor(value, tuple(reference.shape), what), reference)

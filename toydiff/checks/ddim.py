@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from toydiff.checks.common import gen, tensor_diff
 from toydiff.checks.core import CheckReport, SubCheck, exercise, expect, run_checks
 from toydiff.schedule import NoiseSchedule, step_coefficients
 from toydiff.timesteps import TimestepScheduler
@@ -22,20 +22,8 @@ NOTEBOOK = "07_ddim"
 SHAPE = (4, 3, 5, 5)
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
 def _alphas_cumprod(kind: str = "linear", T: int = 100) -> Tensor:
     return NoiseSchedule(T, kind=kind).alpha_bars
-
-
-def _diff(a: Any, b: Tensor) -> float:
-    expect(isinstance(a, Tensor), f"expected a tensor, got {type(a).__name__}")
-    expect(
-        tuple(a.shape) == tuple(b.shape), f"expected shape {tuple(b.shape)}, got {tuple(a.shape)}"
-    )
-    return float((a.double() - b.double()).abs().max())
 
 
 def _ref_ddim_step(
@@ -64,7 +52,7 @@ def _ref_ddim_step(
 
 
 def _inputs() -> tuple[Tensor, Tensor]:
-    return torch.randn(SHAPE, generator=_gen(1)), torch.randn(SHAPE, generator=_gen(2))
+    return torch.randn(SHAPE, generator=gen(1)), torch.randn(SHAPE, generator=gen(2))
 
 
 # --- ddim_step(x_t, eps, t, t_prev, alphas_cumprod, *, eta, clip_denoised, generator) ---
@@ -74,16 +62,18 @@ def _ddim_deterministic(impl: Callable) -> None:
     ac = _alphas_cumprod()
     x, eps = _inputs()
     for t, t_prev in ((99, 79), (50, 49), (30, 5)):
-        err = _diff(impl(x, eps, t, t_prev, ac), _ref_ddim_step(x, eps, t, t_prev, ac))
+        err = tensor_diff(impl(x, eps, t, t_prev, ac), _ref_ddim_step(x, eps, t, t_prev, ac))
         expect(err < 1e-4, f"t={t} -> t_prev={t_prev}: off by up to {err:.3g}")
 
 
 def _ddim_no_noise(impl: Callable) -> None:
     ac = _alphas_cumprod()
     x, eps = _inputs()
-    a = impl(x, eps, 60, 40, ac, eta=0.0, generator=_gen(3))
-    b = impl(x, eps, 60, 40, ac, eta=0.0, generator=_gen(4))
-    expect(_diff(a, b) == 0, "eta=0 should be deterministic, but two generators gave different x")
+    a = impl(x, eps, 60, 40, ac, eta=0.0, generator=gen(3))
+    b = impl(x, eps, 60, 40, ac, eta=0.0, generator=gen(4))
+    expect(
+        tensor_diff(a, b) == 0, "eta=0 should be deterministic, but two generators gave different x"
+    )
 
 
 def _ddim_final(impl: Callable) -> None:
@@ -92,7 +82,7 @@ def _ddim_final(impl: Callable) -> None:
     ab = float(ac[7])
     x0 = (x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)
     for eta in (0.0, 1.0):
-        err = _diff(impl(x, eps, 7, -1, ac, eta=eta, generator=_gen(3)), x0)
+        err = tensor_diff(impl(x, eps, 7, -1, ac, eta=eta, generator=gen(3)), x0)
         expect(
             err < 1e-4, f"t_prev=-1, eta={eta}: result is not the predicted x0 (off by {err:.3g})"
         )
@@ -102,7 +92,7 @@ def _ddim_sigma(impl: Callable) -> None:
     ac = _alphas_cumprod()
     zeros = torch.zeros(1000, 3, 5, 5)
     for eta in (1.0, 0.5):
-        out = impl(zeros, zeros, 60, 40, ac, eta=eta, generator=_gen(5))
+        out = impl(zeros, zeros, 60, 40, ac, eta=eta, generator=gen(5))
         expect(isinstance(out, Tensor), f"expected a tensor, got {type(out).__name__}")
         ab, ab_prev = float(ac[60]), float(ac[40])
         want = eta * math.sqrt((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev))
@@ -113,8 +103,8 @@ def _ddim_sigma(impl: Callable) -> None:
 def _ddim_exact(impl: Callable) -> None:
     ac = _alphas_cumprod()
     x, eps = _inputs()
-    got = impl(x, eps, 60, 40, ac, eta=0.7, generator=_gen(6))
-    err = _diff(got, _ref_ddim_step(x, eps, 60, 40, ac, eta=0.7, generator=_gen(6)))
+    got = impl(x, eps, 60, 40, ac, eta=0.7, generator=gen(6))
+    err = tensor_diff(got, _ref_ddim_step(x, eps, 60, 40, ac, eta=0.7, generator=gen(6)))
     expect(err < 1e-4, f"eta=0.7: off by up to {err:.3g}")
 
 
@@ -124,7 +114,7 @@ def _ddim_clip(impl: Callable) -> None:
     ab = float(ac[60])
     eps = (x - math.sqrt(ab) * (3 * torch.sign(x) + x)) / math.sqrt(1 - ab)  # x0 far outside
     got = impl(x, eps, 60, 40, ac, clip_denoised=True)
-    err = _diff(got, _ref_ddim_step(x, eps, 60, 40, ac, clip_denoised=True))
+    err = tensor_diff(got, _ref_ddim_step(x, eps, 60, 40, ac, clip_denoised=True))
     expect(err < 1e-4, f"clipped step off by up to {err:.3g}")
 
 
@@ -134,7 +124,7 @@ def _ddim_in_place(impl: Callable) -> None:
     ab = float(ac[60])
     eps = (x - math.sqrt(ab) * (3 * torch.sign(x) + x)) / math.sqrt(1 - ab)
     x_copy, eps_copy, ac_copy = x.clone(), eps.clone(), ac.clone()
-    impl(x, eps, 60, 40, ac, eta=1.0, clip_denoised=True, generator=_gen(1))
+    impl(x, eps, 60, 40, ac, eta=1.0, clip_denoised=True, generator=gen(1))
     expect(torch.equal(x, x_copy), "x_t was changed in place")
     expect(torch.equal(eps, eps_copy), "eps was changed in place")
     expect(torch.equal(ac, ac_copy), "alphas_cumprod was changed in place")
@@ -218,14 +208,14 @@ def _respaced_ref(ac: Tensor, ts: Tensor) -> Tensor:
 def _resp_full(impl: Callable) -> None:
     s = NoiseSchedule(50)
     ts = torch.arange(49, -1, -1)
-    err = _diff(impl(s.alpha_bars, ts), s.betas.flip(0))
+    err = tensor_diff(impl(s.alpha_bars, ts), s.betas.flip(0))
     expect(err < 1e-5, f"the full sequence T-1..0 should give the original betas; off by {err:.3g}")
 
 
 def _resp_sub(impl: Callable) -> None:
     ac = _alphas_cumprod()
     for ts in (torch.tensor([99, 74, 49, 24, 0]), TimestepScheduler.trailing(100, 7)):
-        err = _diff(impl(ac, ts), _respaced_ref(ac, ts))
+        err = tensor_diff(impl(ac, ts), _respaced_ref(ac, ts))
         expect(err < 1e-5, f"timesteps {ts.tolist()}: off by up to {err:.3g}")
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from toydiff.checks.common import expect_tensor
 from toydiff.checks.core import CheckReport, SubCheck, exercise, expect, run_checks
 from toydiff.schedule import NoiseSchedule
 
@@ -23,12 +24,7 @@ SHAPE = (4, 3, 5, 5)
 
 
 def _tensor(value: Any, like: Tensor) -> Tensor:
-    expect(isinstance(value, Tensor), f"expected a tensor, got {type(value).__name__}")
-    expect(
-        tuple(value.shape) == tuple(like.shape),
-        f"expected shape {tuple(like.shape)}, got {tuple(value.shape)}",
-    )
-    return value
+    return expect_tensor(value, tuple(like.shape))
 
 
 # --- half_log_snr(alpha_bar) ------------------------------------------------------------------

@@ -8,11 +8,11 @@ forms of spherical interpolation (angles grow linearly in t, norms are kept).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from toydiff.checks.common import expect_tensor
 from toydiff.checks.core import CheckReport, SubCheck, exercise, expect, run_checks
 from toydiff.noise import normal, per_sample_generators
 from toydiff.samplers import slerp as reference_slerp
@@ -21,18 +21,12 @@ NOTEBOOK = "10_generating_at_scale"
 IMG = (3, 5, 5)
 
 
-def _tensor(value: Any, shape: tuple[int, ...]) -> Tensor:
-    expect(isinstance(value, Tensor), f"expected a tensor, got {type(value).__name__}")
-    expect(tuple(value.shape) == shape, f"expected shape {shape}, got {tuple(value.shape)}")
-    return value
-
-
 # --- seeded_noise(seeds, shape) ---------------------------------------------------------------
 
 
 def _seeded_rows(impl: Callable) -> None:
     seeds = [3, 17, 123456]
-    got = _tensor(impl(seeds, IMG), (3, *IMG))
+    got = expect_tensor(impl(seeds, IMG), (3, *IMG))
     want = normal((3, *IMG), generator=per_sample_generators(seeds))
     expect(
         torch.equal(got, want),
@@ -41,8 +35,8 @@ def _seeded_rows(impl: Callable) -> None:
 
 
 def _seeded_batch_independent(impl: Callable) -> None:
-    alone = _tensor(impl([42], IMG), (1, *IMG))
-    together = _tensor(impl([7, 42, 9], IMG), (3, *IMG))
+    alone = expect_tensor(impl([42], IMG), (1, *IMG))
+    together = expect_tensor(impl([7, 42, 9], IMG), (3, *IMG))
     expect(torch.equal(alone[0], together[1]), "seed 42 gave different noise in a different batch")
 
 
@@ -59,12 +53,12 @@ def _seeded_global_rng(impl: Callable) -> None:
 
 
 def _seeded_distinct(impl: Callable) -> None:
-    got = _tensor(impl([0, 1], IMG), (2, *IMG))
+    got = expect_tensor(impl([0, 1], IMG), (2, *IMG))
     expect(not torch.equal(got[0], got[1]), "different seeds gave the same noise")
 
 
 def _seeded_gaussian(impl: Callable) -> None:
-    z = _tensor(impl(list(range(400)), IMG), (400, *IMG)).double().flatten()
+    z = expect_tensor(impl(list(range(400)), IMG), (400, *IMG)).double().flatten()
     mean, std = float(z.mean()), float(z.std())
     kurt = float((((z - mean) / std) ** 4).mean())
     expect(abs(mean) < 0.03 and abs(std - 1) < 0.03, f"mean {mean:.3f}, std {std:.3f}: not N(0, 1)")
@@ -117,7 +111,7 @@ def _equal_norms(v0: Tensor, v1: Tensor) -> Tensor:
 def _slerp_ends(impl: Callable) -> None:
     v0, v1 = _pair()
     for t, want in ((0.0, v0), (1.0, v1)):
-        err = float((_tensor(impl(v0, v1, t), tuple(v0.shape)) - want).abs().max())
+        err = float((expect_tensor(impl(v0, v1, t), tuple(v0.shape)) - want).abs().max())
         expect(err < 1e-5, f"t={t:g} must give {'v0' if t == 0 else 'v1'} (off by {err:.3g})")
 
 
@@ -132,7 +126,7 @@ def _slerp_angle(impl: Callable) -> None:
     v1 = _equal_norms(v0, v1)
     total = _angle(v0, v1)
     for t in (0.25, 0.5, 0.8):
-        got = _angle(v0, _tensor(impl(v0, v1, t), tuple(v0.shape)))
+        got = _angle(v0, expect_tensor(impl(v0, v1, t), tuple(v0.shape)))
         err = float((got - t * total).abs().max())
         expect(err < 1e-4, f"t={t}: the angle to v0 is not t times the full angle (off {err:.3g})")
 
@@ -144,7 +138,7 @@ def _slerp_norm(impl: Callable) -> None:
         / v1.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
         * v0.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
     )
-    mid = _tensor(impl(v0, v1, 0.5), tuple(v0.shape))
+    mid = expect_tensor(impl(v0, v1, 0.5), tuple(v0.shape))
     ratio = mid.flatten(1).norm(dim=1) / v0.flatten(1).norm(dim=1)
     expect(
         float((ratio - 1).abs().max()) < 1e-4,
@@ -157,14 +151,14 @@ def _slerp_per_image(impl: Callable) -> None:
     v0, v1 = _pair(batch=3)
     v1[1] = -v0[1] + 0.3 * v1[1]  # row 1: nearly opposite, a very different angle
     v1 = _equal_norms(v0, v1)
-    got = _tensor(impl(v0, v1, 0.3), tuple(v0.shape))
+    got = expect_tensor(impl(v0, v1, 0.3), tuple(v0.shape))
     err = float((got - reference_slerp(v0, v1, 0.3)).abs().max())
     expect(err < 1e-4, f"off by {err:.3g}: compute the angle per image (flatten(1)), not per batch")
 
 
 def _slerp_parallel(impl: Callable) -> None:
     v0, _ = _pair()
-    got = _tensor(impl(v0, v0.clone(), 0.4), tuple(v0.shape))
+    got = expect_tensor(impl(v0, v0.clone(), 0.4), tuple(v0.shape))
     expect(bool(torch.isfinite(got).all()), "identical inputs gave nan/inf: sin(angle) = 0 there")
     expect(float((got - v0).abs().max()) < 1e-4, "slerp of a vector with itself must return it")
 

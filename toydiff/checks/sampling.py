@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from toydiff.checks.common import gen, tensor_diff
 from toydiff.checks.core import CheckReport, SubCheck, exercise, expect, run_checks
 from toydiff.sampling import ddpm_loop
 from toydiff.schedule import NoiseSchedule, step_coefficients
@@ -23,19 +24,6 @@ SHAPE = (4, 3, 5, 5)
 
 def _schedule() -> NoiseSchedule:
     return NoiseSchedule(100)
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _close(a: Tensor, b: Tensor) -> float:
-    """Largest absolute difference; fails unless ``a`` is a tensor shaped like ``b``."""
-    expect(isinstance(a, Tensor), f"expected a tensor, got {type(a).__name__}")
-    expect(
-        tuple(a.shape) == tuple(b.shape), f"expected shape {tuple(b.shape)}, got {tuple(a.shape)}"
-    )
-    return float((a.float() - b.float()).abs().max())
 
 
 def _ref_ddpm_step(
@@ -71,44 +59,44 @@ def _ref_ddpm_step(
 
 def _step_mean(impl: Callable) -> None:
     s = _schedule()
-    x = torch.randn(SHAPE, generator=_gen(1))
-    eps = torch.randn(SHAPE, generator=_gen(2))
+    x = torch.randn(SHAPE, generator=gen(1))
+    eps = torch.randn(SHAPE, generator=gen(2))
     for t in (0, 1, 37, 99):
         if t == 0:
             got, want = impl(x, eps, t, s), _ref_ddpm_step(x, eps, t, s)
         else:  # the mean is the output minus the noise the same generator draws
-            got = impl(x, eps, t, s, generator=_gen(3))
-            want = _ref_ddpm_step(x, eps, t, s, generator=_gen(3))
-        err = _close(got, want)
+            got = impl(x, eps, t, s, generator=gen(3))
+            want = _ref_ddpm_step(x, eps, t, s, generator=gen(3))
+        err = tensor_diff(got, want)
         expect(err < 1e-4, f"at t={t} the result is off by up to {err:.3g}")
 
 
 def _step_last_no_noise(impl: Callable) -> None:
     s = _schedule()
-    x = torch.randn(SHAPE, generator=_gen(1))
-    eps = torch.randn(SHAPE, generator=_gen(2))
+    x = torch.randn(SHAPE, generator=gen(1))
+    eps = torch.randn(SHAPE, generator=gen(2))
     for variance in ("beta_tilde", "beta"):
-        a = impl(x, eps, 0, s, variance=variance, generator=_gen(5))
-        b = impl(x, eps, 0, s, variance=variance, generator=_gen(6))
-        expect(_close(a, b) == 0, f"variance={variance!r}: two generators give different x_0")
+        a = impl(x, eps, 0, s, variance=variance, generator=gen(5))
+        b = impl(x, eps, 0, s, variance=variance, generator=gen(6))
+        expect(tensor_diff(a, b) == 0, f"variance={variance!r}: two generators give different x_0")
 
 
 def _step_generator(impl: Callable) -> None:
     s = _schedule()
-    x = torch.randn(SHAPE, generator=_gen(1))
-    eps = torch.randn(SHAPE, generator=_gen(2))
-    a = impl(x, eps, 50, s, generator=_gen(7))
-    b = impl(x, eps, 50, s, generator=_gen(7))
-    c = impl(x, eps, 50, s, generator=_gen(8))
-    expect(_close(a, b) == 0, "the same generator seed gave different results")
-    expect(_close(a, c) > 0, "different generator seeds gave the same result: is noise added?")
+    x = torch.randn(SHAPE, generator=gen(1))
+    eps = torch.randn(SHAPE, generator=gen(2))
+    a = impl(x, eps, 50, s, generator=gen(7))
+    b = impl(x, eps, 50, s, generator=gen(7))
+    c = impl(x, eps, 50, s, generator=gen(8))
+    expect(tensor_diff(a, b) == 0, "the same generator seed gave different results")
+    expect(tensor_diff(a, c) > 0, "different generator seeds gave the same result: is noise added?")
 
 
 def _noise_only(impl: Callable, t: int, variance: str) -> Tensor:
     """With x_t = 0 and eps = 0 the step returns just the noise term ``sigma_t * z``."""
     s = _schedule()
     zeros = torch.zeros(1000, 3, 5, 5)
-    out = impl(zeros, zeros, t, s, variance=variance, generator=_gen(11))
+    out = impl(zeros, zeros, t, s, variance=variance, generator=gen(11))
     expect(isinstance(out, Tensor), f"expected a tensor, got {type(out).__name__}")
     return out.float()
 
@@ -134,10 +122,10 @@ def _step_gaussian(impl: Callable) -> None:
 
 def _step_exact(impl: Callable) -> None:
     s = _schedule()
-    x = torch.randn(SHAPE, generator=_gen(1))
-    eps = torch.randn(SHAPE, generator=_gen(2))
-    err = _close(
-        impl(x, eps, 42, s, generator=_gen(9)), _ref_ddpm_step(x, eps, 42, s, generator=_gen(9))
+    x = torch.randn(SHAPE, generator=gen(1))
+    eps = torch.randn(SHAPE, generator=gen(2))
+    err = tensor_diff(
+        impl(x, eps, 42, s, generator=gen(9)), _ref_ddpm_step(x, eps, 42, s, generator=gen(9))
     )
     expect(err < 1e-4, f"differs from toydiff's step by up to {err:.3g}")
 
@@ -151,40 +139,40 @@ def _wild_eps(x: Tensor, s: NoiseSchedule, t: int) -> Tensor:
 
 def _step_clip(impl: Callable) -> None:
     s = _schedule()
-    x = torch.randn(SHAPE, generator=_gen(1))
+    x = torch.randn(SHAPE, generator=gen(1))
     # Not t = 0: there 1 - alpha_bar is 1e-4 and float32 rounding of alpha_bar alone moves x0.
     for t in (5, 30):
         eps = _wild_eps(x, s, t)
-        got = impl(x, eps, t, s, clip_denoised=True, generator=_gen(4))
-        want = _ref_ddpm_step(x, eps, t, s, clip_denoised=True, generator=_gen(4))
-        unclipped = _ref_ddpm_step(x, eps, t, s, generator=_gen(4))
+        got = impl(x, eps, t, s, clip_denoised=True, generator=gen(4))
+        want = _ref_ddpm_step(x, eps, t, s, clip_denoised=True, generator=gen(4))
+        unclipped = _ref_ddpm_step(x, eps, t, s, generator=gen(4))
         expect(
-            _close(got, unclipped) > 1e-3,
+            tensor_diff(got, unclipped) > 1e-3,
             f"at t={t}, clip_denoised=True gave the unclipped result: is the clipped mean used?",
         )
-        err = _close(got, want)
+        err = tensor_diff(got, want)
         expect(err < 1e-3, f"at t={t} the clipped result is off by up to {err:.3g}")
 
 
 def _step_clip_inactive(impl: Callable) -> None:
     s = _schedule()
-    x = torch.randn(SHAPE, generator=_gen(1)) * 0.3
+    x = torch.randn(SHAPE, generator=gen(1)) * 0.3
     ab = float(s.alpha_bars[40])
-    x0 = torch.rand(SHAPE, generator=_gen(3)) * 1.6 - 0.8  # inside [-1, 1]: clamping is a no-op
+    x0 = torch.rand(SHAPE, generator=gen(3)) * 1.6 - 0.8  # inside [-1, 1]: clamping is a no-op
     eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
-    a = impl(x, eps, 40, s, clip_denoised=True, generator=_gen(4))
-    b = impl(x, eps, 40, s, clip_denoised=False, generator=_gen(4))
-    err = _close(a, b)
+    a = impl(x, eps, 40, s, clip_denoised=True, generator=gen(4))
+    b = impl(x, eps, 40, s, clip_denoised=False, generator=gen(4))
+    err = tensor_diff(a, b)
     expect(err < 1e-4, f"x0 inside [-1, 1], yet clipping changed the result by {err:.3g}")
 
 
 def _step_in_place(impl: Callable) -> None:
     s = _schedule()
-    x = torch.randn(SHAPE, generator=_gen(1))
+    x = torch.randn(SHAPE, generator=gen(1))
     eps = _wild_eps(x, s, 30)
     x_copy, eps_copy = x.clone(), eps.clone()
     for clip in (False, True):
-        impl(x, eps, 30, s, clip_denoised=clip, generator=_gen(4))
+        impl(x, eps, 30, s, clip_denoised=clip, generator=gen(4))
         expect(torch.equal(x, x_copy), "x_t was changed in place")
         expect(torch.equal(eps, eps_copy), "eps was changed in place")
 
@@ -270,7 +258,7 @@ def _ref_loop(
     eps_fn: Callable, x_T: Tensor, schedule: NoiseSchedule, clip: bool, seed: int
 ) -> Tensor:
     return ddpm_loop(
-        eps_fn, x_T.clone(), step_coefficients(schedule), clip_denoised=clip, generator=_gen(seed)
+        eps_fn, x_T.clone(), step_coefficients(schedule), clip_denoised=clip, generator=gen(seed)
     )
 
 
@@ -282,7 +270,7 @@ def _loop_visits(impl: Callable) -> None:
         seen.append(int(t))
         return torch.zeros_like(x)
 
-    impl(spy, torch.randn(SHAPE, generator=_gen(1)), s, generator=_gen(2))
+    impl(spy, torch.randn(SHAPE, generator=gen(1)), s, generator=gen(2))
     want = list(range(19, -1, -1))
     expect(seen == want, f"eps_fn was called at {seen[:3]}...{seen[-3:]}, expected 19, 18, ..., 0")
 
@@ -292,7 +280,7 @@ def _loop_sigma(impl: Callable) -> None:
     # variance is sum_{t >= 1} sigma_t^2 / prod_{s < t} alpha_s.
     s = _schedule()
     zeros = torch.zeros(400, 3, 5, 5)
-    out = impl(lambda x, t: torch.zeros_like(x), zeros, s, generator=_gen(3))
+    out = impl(lambda x, t: torch.zeros_like(x), zeros, s, generator=gen(3))
     expect(isinstance(out, Tensor), f"expected a tensor, got {type(out).__name__}")
     var, prod = 0.0, 1.0
     for t in range(len(s)):
@@ -305,41 +293,41 @@ def _loop_sigma(impl: Callable) -> None:
 
 def _loop_clip(impl: Callable) -> None:
     s = NoiseSchedule(30)
-    x_T = torch.randn(SHAPE, generator=_gen(1))
+    x_T = torch.randn(SHAPE, generator=gen(1))
 
     def wild(x: Tensor, t: int) -> Tensor:
         return _wild_eps(x, s, t)
 
-    got = impl(wild, x_T, s, clip_denoised=True, generator=_gen(4))
-    err = _close(got, _ref_loop(wild, x_T, s, True, 4))
+    got = impl(wild, x_T, s, clip_denoised=True, generator=gen(4))
+    err = tensor_diff(got, _ref_loop(wild, x_T, s, True, 4))
     expect(
-        _close(got, _ref_loop(wild, x_T, s, False, 4)) > 1e-3,
+        tensor_diff(got, _ref_loop(wild, x_T, s, False, 4)) > 1e-3,
         "clip_denoised=True gave the unclipped result: is the clipped mean overwritten?",
     )
     expect(err < 1e-3, f"the clipped chain differs from Algorithm 2 with clipping by {err:.3g}")
 
 
 def _loop_in_place(impl: Callable) -> None:
-    x_T = torch.randn(SHAPE, generator=_gen(1))
+    x_T = torch.randn(SHAPE, generator=gen(1))
     copy = x_T.clone()
-    impl(_linear_eps, x_T, NoiseSchedule(20), generator=_gen(2))
+    impl(_linear_eps, x_T, NoiseSchedule(20), generator=gen(2))
     expect(torch.equal(x_T, copy), "x_T was changed in place: the caller's tensor is gone")
 
 
 def _loop_exact(impl: Callable) -> None:
     s = _schedule()
-    x_T = torch.randn(SHAPE, generator=_gen(1))
-    got = impl(_linear_eps, x_T, s, generator=_gen(5))
-    err = _close(got, _ref_loop(_linear_eps, x_T, s, False, 5))
+    x_T = torch.randn(SHAPE, generator=gen(1))
+    got = impl(_linear_eps, x_T, s, generator=gen(5))
+    err = tensor_diff(got, _ref_loop(_linear_eps, x_T, s, False, 5))
     expect(err < 1e-3, f"differs from toydiff's Algorithm 2 by up to {err:.3g}")
 
 
 def _loop_generator(impl: Callable) -> None:
-    x_T = torch.randn(SHAPE, generator=_gen(1))
+    x_T = torch.randn(SHAPE, generator=gen(1))
     s = NoiseSchedule(20)
-    a = impl(_linear_eps, x_T, s, generator=_gen(6))
-    b = impl(_linear_eps, x_T, s, generator=_gen(6))
-    expect(_close(a, b) == 0, "the same generator seed gave different samples")
+    a = impl(_linear_eps, x_T, s, generator=gen(6))
+    b = impl(_linear_eps, x_T, s, generator=gen(6))
+    expect(tensor_diff(a, b) == 0, "the same generator seed gave different samples")
 
 
 @exercise("spot_the_bug", notebook=NOTEBOOK, target="sample_loop")
