@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from toydiff.checks.common import expect_tensor
+from toydiff.checks.common import expect_tensor, gen
 from toydiff.checks.core import CheckReport, SubCheck, exercise, expect, run_checks
 from toydiff.schedule import NoiseSchedule
 
@@ -102,7 +102,7 @@ def _ref_2m(
 
 
 def _case() -> tuple[Tensor, Tensor, Tensor, list[float]]:
-    g = torch.Generator().manual_seed(0)
+    g = gen(0)
     x = torch.randn(SHAPE, generator=g)
     d = torch.rand(SHAPE, generator=g) * 2 - 1
     d_old = torch.rand(SHAPE, generator=g) * 2 - 1

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from toydiff.checks.common import expect_tensor
+from toydiff.checks.common import expect_tensor, gen
 from toydiff.checks.core import CheckReport, SubCheck, exercise, expect, run_checks
 from toydiff.noise import normal, per_sample_generators
 from toydiff.samplers import slerp as reference_slerp
@@ -98,7 +98,7 @@ def check_seeded_noise(impl: Callable, *, verbose: bool = True) -> CheckReport:
 
 
 def _pair(seed: int = 0, batch: int = 4) -> tuple[Tensor, Tensor]:
-    g = torch.Generator().manual_seed(seed)
+    g = gen(seed)
     return torch.randn(batch, *IMG, generator=g), torch.randn(batch, *IMG, generator=g)
 
 

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor, nn
 
+from toydiff.checks.common import gen
 from toydiff.checks.core import CheckReport, SubCheck, exercise, expect, run_checks
 from toydiff.model import ToyDiffuser, ToyDiffuserConfig
 from toydiff.samplers import model_noise_fn
@@ -47,7 +48,7 @@ class _RecordingModel(nn.Module):
 
 
 def _inputs() -> tuple[Tensor, Tensor]:
-    g = torch.Generator().manual_seed(0)
+    g = gen(0)
     return torch.randn(SHAPE, generator=g), torch.tensor([0, 1, 2, 0, 1, 2])
 
 
