@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from toydiff.data import denormalize_img, gradient_images
 from toydiff.metrics import corner_color_distance, corner_color_spread, gradient_rms
-from toydiff.sampling import ddpm_loop, model_device, noise_fn, resolve_schedule
+from toydiff.sampling import ddpm_loop, eval_mode, model_device, noise_fn, resolve_schedule
 from toydiff.schedule import NoiseSchedule, step_coefficients
 from toydiff.timesteps import SPACINGS, timestep_sequence
 from toydiff.validation import check_positive_int
@@ -158,9 +158,7 @@ def run_sampler(
     timesteps = timestep_sequence(len(schedule), spec.num_steps, spec.spacing)
     coeffs = step_coefficients(schedule, timesteps)
     coeffs = dataclasses.replace(coeffs, posterior_variance=coeffs.beta.square())
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return ddpm_loop(
             noise_fn(model),
             x_T.to(device=device, dtype=torch.float32, copy=True),
@@ -168,8 +166,6 @@ def run_sampler(
             clip_denoised=clip_denoised,
             generator=generator,
         )
-    finally:
-        model.train(was_training)
 
 
 def _row(
@@ -470,14 +466,10 @@ def denoising_trajectory(
         return eps
 
     x = torch.randn((n_samples, *model.img_shape), generator=generator, device=device)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         record.final = ddpm_loop(
             recording, x, coeffs, clip_denoised=clip_denoised, generator=generator
         ).cpu()
-    finally:
-        model.train(was_training)
     return record
 
 

@@ -41,6 +41,7 @@ from toydiff.sampling import (
     end_step,
     initial_noise,
     noise_fn,
+    run_loop,
 )
 from toydiff.schedule import NoiseSchedule, StepCoefficients, step_coefficients
 from toydiff.timesteps import timestep_sequence
@@ -343,17 +344,20 @@ class _Sampler:
             y = y.to(self.device)
         eps_fn = model_noise_fn(self.model, shape[0], y=y, guidance_scale=guidance_scale)
         x = initial_noise(shape, x, generator, self.device)
-        intermediates = [x.cpu().clone()] if return_intermediates else []
-        keep = (lambda x: intermediates.append(x.cpu().clone())) if return_intermediates else None
-        bar = Progress(len(coeffs), desc, progress, progress_callback)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            x = loop(eps_fn, x, coeffs, keep=keep, progress=bar, **options)
-        finally:
-            bar.close()
-            self.model.train(was_training)
-        return (x, intermediates) if return_intermediates else x
+        intermediates: list[Tensor] | None = [] if return_intermediates else None
+        x = run_loop(
+            loop,
+            self.model,
+            eps_fn,
+            x,
+            coeffs,
+            desc=desc,
+            progress=progress,
+            progress_callback=progress_callback,
+            intermediates=intermediates,
+            **options,
+        )
+        return x if intermediates is None else (x, intermediates)
 
 
 class DDPMSampler(_Sampler):

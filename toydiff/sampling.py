@@ -15,7 +15,8 @@ Random draws follow one order: ``x_T = randn(shape, generator)`` unless given, t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
 from typing import Any
 
 import torch
@@ -136,6 +137,48 @@ def end_step(x: Tensor, keep: Keep | None, progress: Progress | None) -> None:
         progress.step()
 
 
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode for the block; its train/eval mode is restored afterwards, also when
+    the block raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def run_loop(
+    loop: Callable[..., Tensor],
+    model: nn.Module,
+    eps_fn: NoiseFn,
+    x: Tensor,
+    coeffs: StepCoefficients,
+    *,
+    desc: str,
+    progress: bool,
+    progress_callback: Callable[[float], Any] | None,
+    intermediates: list[Tensor] | None = None,
+    **options: Any,
+) -> Tensor:
+    """``loop(eps_fn, x, coeffs, keep=..., progress=..., **options)`` from ``x (B, ...)`` with
+    ``model`` in eval mode and a progress bar ``desc``: the scaffolding every sampler shares.
+
+    With an ``intermediates`` list, the start state and the state after every step are appended to
+    it as CPU copies.
+    """
+    keep: Keep | None = None
+    if intermediates is not None:
+        intermediates.append(x.cpu().clone())
+
+        def keep(state: Tensor) -> None:
+            intermediates.append(state.cpu().clone())
+
+    with closing(Progress(len(coeffs), desc, progress, progress_callback)) as bar, eval_mode(model):
+        return loop(eps_fn, x, coeffs, keep=keep, progress=bar, **options)
+
+
 def ddpm_loop(
     eps_fn: NoiseFn,
     x: Tensor,
@@ -231,23 +274,20 @@ def sample(
         len(schedule), num_steps, spacing, alphas_cumprod=schedule.alpha_bars
     )
     coeffs = step_coefficients(schedule, timesteps)
-    was_training = model.training
-    model.eval()
     x = initial_noise(shape, x_T, generator, device)
-    steps: list[Tensor] = [x.cpu().clone()] if return_all_steps else []
-    bar = Progress(len(coeffs), "DDPM", progress, progress_callback)
-    try:
-        x = ddpm_loop(
-            noise_fn(model, y),
-            x,
-            coeffs,
-            variance=variance,
-            clip_denoised=clip_denoised,
-            generator=generator,
-            keep=(lambda x: steps.append(x.cpu().clone())) if return_all_steps else None,
-            progress=bar,
-        )
-    finally:
-        bar.close()
-        model.train(was_training)
-    return steps if return_all_steps else x
+    steps: list[Tensor] | None = [] if return_all_steps else None
+    x = run_loop(
+        ddpm_loop,
+        model,
+        noise_fn(model, y),
+        x,
+        coeffs,
+        desc="DDPM",
+        progress=progress,
+        progress_callback=progress_callback,
+        intermediates=steps,
+        variance=variance,
+        clip_denoised=clip_denoised,
+        generator=generator,
+    )
+    return x if steps is None else steps
