@@ -32,7 +32,14 @@ from torch import Tensor, nn
 
 from toydiff.data import denormalize_img, gradient_images
 from toydiff.metrics import corner_color_distance, corner_color_spread, gradient_rms
-from toydiff.sampling import ddpm_loop, eval_mode, model_device, noise_fn, resolve_schedule
+from toydiff.sampling import (
+    ddpm_loop,
+    eval_mode,
+    model_device,
+    model_img_shape,
+    noise_fn,
+    resolve_schedule,
+)
 from toydiff.schedule import NoiseSchedule, step_coefficients
 from toydiff.timesteps import SPACINGS, timestep_sequence
 from toydiff.validation import check_positive_int
@@ -218,9 +225,7 @@ def evaluate(
     check_positive_int(n_samples, "n_samples")
     check_positive_int(timing_repeats, "timing_repeats")
     schedule = resolve_schedule(model, schedule)
-    img_shape = getattr(model, "img_shape", None)
-    if img_shape is None:
-        raise ValueError("model must have an img_shape (C, H, W): evaluate is for image models")
+    img_shape = model_img_shape(model, "evaluate is for image models")
     T = len(schedule)
     if specs is None:
         specs, _ = default_grid(T)

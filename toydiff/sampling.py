@@ -224,6 +224,14 @@ def ddpm_loop(
     return x
 
 
+def model_img_shape(model: nn.Module, instead: str) -> tuple[int, ...]:
+    """The ``img_shape (C, H, W)`` of an image model; ``instead`` says what to do without one."""
+    img_shape = getattr(model, "img_shape", None)
+    if img_shape is None:
+        raise ValueError(f"model has no img_shape (C, H, W); {instead}")
+    return tuple(img_shape)
+
+
 def resolve_schedule(model: nn.Module, schedule: NoiseSchedule | None) -> NoiseSchedule:
     if schedule is None:
         schedule = getattr(model, "noise_schedule", None)
@@ -264,11 +272,8 @@ def sample(
     """
     check_positive_int(n_samples, "n_samples")
     schedule = resolve_schedule(model, schedule)
-    img_shape = getattr(model, "img_shape", None)
-    if img_shape is None:
-        raise ValueError("model has no img_shape; use DDPMSampler(...).sample(shape) instead")
+    shape = (n_samples, *model_img_shape(model, "use DDPMSampler(...).sample(shape) instead"))
     device = model_device(model)
-    shape = (n_samples, *img_shape)
     y = check_labels(model, y, n_samples)
     timesteps = timestep_sequence(
         len(schedule), num_steps, spacing, alphas_cumprod=schedule.alpha_bars
