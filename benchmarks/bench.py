@@ -277,6 +277,13 @@ def _t(x: Tensor, step: int) -> Tensor:
     return torch.full((x.shape[0],), step, dtype=torch.long)
 
 
+def _clipped_x0(model: nn.Module, x: Tensor, step: int, ab: Tensor) -> Tensor:
+    """The x0 that the model's eps at ``step`` implies (Eq. 4 read backwards), clamped to [-1, 1];
+    ``ab`` is alpha_bar at ``step``."""
+    eps = model(x, _t(x, step))
+    return ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
+
+
 @torch.no_grad()
 def straightforward_algorithm2(
     model: nn.Module, schedule: NoiseSchedule, x: Tensor, g: torch.Generator
@@ -298,9 +305,8 @@ def straightforward_ddpm(
     """DDPM with the clipped x0-form posterior mean (Eq. 7) and sigma_t^2 = beta_tilde_t."""
     s = schedule
     for step in reversed(range(len(s))):
-        eps = model(x, _t(x, step))
         ab, ab_prev, beta = s.alpha_bars[step], s.alpha_bars_prev[step], s.betas[step]
-        x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
+        x0 = _clipped_x0(model, x, step, ab)
         coef_x0 = beta * ab_prev.sqrt() / (1 - ab)
         coef_xt = (1 - ab_prev) * s.alphas[step].sqrt() / (1 - ab)
         x = coef_x0 * x0 + coef_xt * x
@@ -316,10 +322,9 @@ def straightforward_ddim(
     """DDIM eta=0 (Eq. 12) on the uniform sub-sequence, x0 clipped and eps re-derived from it."""
     timesteps = TimestepScheduler.uniform(len(schedule), num_steps)
     for i, step in enumerate(timesteps):
-        eps = model(x, _t(x, int(step)))
         ab = schedule.alpha_bars[step]
         ab_prev = schedule.alpha_bars[timesteps[i + 1]] if i + 1 < len(timesteps) else 1.0
-        x0 = ((x - (1 - ab).sqrt() * eps) / ab.sqrt()).clamp(-1, 1)
+        x0 = _clipped_x0(model, x, int(step), ab)
         eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
         x = math.sqrt(ab_prev) * x0 + math.sqrt(1 - ab_prev) * eps
     return x
