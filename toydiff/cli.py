@@ -43,6 +43,13 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("runs"), help="folder for the run")
     p.add_argument("--checkpoint", type=Path, default=None, help="where to save the model")
     p.add_argument("--resume", type=Path, default=None, help="continue from this checkpoint")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: batch-128 steps are too small to share, and two "
+        "threads spin badly on a busy machine; 0 keeps torch's choice)",
+    )
 
 
 def _train_from_args(args: argparse.Namespace, run_name: str):
@@ -51,6 +58,10 @@ def _train_from_args(args: argparse.Namespace, run_name: str):
     from toydiff.model import ToyDiffuser, ToyDiffuserConfig
     from toydiff.training import TrainConfig, train
 
+    if args.threads < 0:
+        raise ValueError(f"--threads must be >= 0, got {args.threads}")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     img_shape = tuple(args.img_shape)
     g = torch.Generator().manual_seed(args.seed)
     torch.manual_seed(args.seed)
