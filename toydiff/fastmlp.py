@@ -10,10 +10,10 @@ twenty preallocated kernel calls:
     backward  g = 2 / (B * P) * (eps_hat - eps)                      (B, P)
               dW2 = g^T h,  db2 = g^T 1,  gh = (g W2) * [h > 0]
               dW1 = gh^T [t / (T-1), x_t],  db1 = gh^T 1,  dE[y] += gh
-    Adam      (Kingma & Ba, Algorithm 1) on one flat buffer holding every parameter
+    Adam      (Kingma & Ba, Algorithm 1) as one fused kernel on a flat buffer of every parameter
 
 The parameters, their gradients and Adam's moments are views into four flat buffers, so the
-optimizer update is six vector operations whatever the number of parameters, and
+optimizer update is one kernel call whatever the number of parameters, and
 ``optimizer.state_dict()`` stays valid throughout (checkpoints and resume see ordinary Adam state).
 Only the default architecture (scalar time, one hidden layer, optional label embedding) with plain
 Adam takes this path; :func:`FastMLPStep.create` returns None for anything else and ``train`` falls
@@ -21,8 +21,6 @@ back to autograd.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import Tensor
@@ -61,7 +59,6 @@ class FastMLPStep:
         self.grad = torch.empty(numel)
         self.exp_avg = torch.zeros(numel)
         self.exp_avg_sq = torch.zeros(numel)
-        self.denom = torch.empty(numel)
         steps = []
         # Plain (non-autograd) views of each parameter and its gradient, keyed by parameter.
         value: dict[int, Tensor] = {}
@@ -89,6 +86,9 @@ class FastMLPStep:
         if len(set(steps)) != 1:
             raise ValueError("optimizer state has different step counts across parameters")
         self.step_count = steps[0]
+        # Adam's step count lives in one tensor here; the per-parameter ``state["step"]`` tensors
+        # are brought up to date by :meth:`sync_state` (before a checkpoint, and at the end).
+        self.step_tensor = torch.tensor(float(self.step_count))
         self.step_tensors = [optimizer.state[p]["step"] for p in self.params]
 
         m = model
@@ -179,25 +179,36 @@ class FastMLPStep:
         return pred
 
     def _adam(self) -> None:
-        """torch.optim.Adam's update (weight_decay 0), on the flat buffers."""
+        """torch.optim.Adam's update (weight_decay 0) as one fused kernel over the flat buffers
+        (``torch._fused_adam_``, the kernel behind ``Adam(fused=True)``)."""
         group = self.optimizer.param_groups[0]
-        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        beta1, beta2 = group["betas"]
         self.step_count += 1
-        k = self.step_count
-        torch._foreach_add_(self.step_tensors, 1.0)
-        bias_correction1 = 1 - beta1**k
-        bias_correction2_sqrt = math.sqrt(1 - beta2**k)
-        self.exp_avg.lerp_(self.grad, 1 - beta1)
-        self.exp_avg_sq.mul_(beta2).addcmul_(self.grad, self.grad, value=1 - beta2)
-        # m / (sqrt(v) / c + eps) = c m / (sqrt(v) + c eps) with c = sqrt(bias_correction2): one
-        # pass over the parameters fewer than torch's form.
-        denom = torch.sqrt(self.exp_avg_sq, out=self.denom).add_(eps * bias_correction2_sqrt)
-        self.theta.addcdiv_(
-            self.exp_avg, denom, value=-lr * bias_correction2_sqrt / bias_correction1
+        self.step_tensor.fill_(self.step_count)
+        torch._fused_adam_(
+            [self.theta],
+            [self.grad],
+            [self.exp_avg],
+            [self.exp_avg_sq],
+            [],
+            [self.step_tensor],
+            lr=group["lr"],
+            beta1=beta1,
+            beta2=beta2,
+            weight_decay=0.0,
+            eps=group["eps"],
+            amsgrad=False,
+            maximize=False,
         )
+
+    def sync_state(self) -> None:
+        """Write the step count into every parameter's ``optimizer.state[p]["step"]``."""
+        for step in self.step_tensors:
+            step.fill_(float(self.step_count))
 
     def close(self) -> None:
         """Give every parameter and optimizer state tensor its own storage again."""
+        self.sync_state()
         for p in self.params:
             state = self.optimizer.state[p]
             p.data = p.data.clone()

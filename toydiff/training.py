@@ -178,9 +178,10 @@ class EpochBatches:
         self.noise = torch.randn(images.shape, generator=generator).to(device)
         self.inputs = torch.empty(n, lead_columns + images[0].numel(), device=device)
         self.noised = self.inputs[:, lead_columns:].view(images.shape)
+        # Eq. 4 for the whole epoch, written in place (no temporaries the size of the epoch).
         torch.mul(extract(schedule.sqrt_alpha_bars, self.t, images.shape), self.x0, out=self.noised)
-        self.noised.add_(
-            extract(schedule.sqrt_one_minus_alpha_bars, self.t, images.shape) * self.noise
+        self.noised.addcmul_(
+            extract(schedule.sqrt_one_minus_alpha_bars, self.t, images.shape), self.noise
         )
         self.y = None
         if labels is not None:
@@ -346,6 +347,8 @@ def train(
             if cfg.eval_samples > 0:
                 _log_sample_quality(logger, model, schedule, cfg, epoch + 1, examples_seen)
             if cfg.checkpoint_path is not None:
+                if fast is not None:
+                    fast.sync_state()
                 save_checkpoint(
                     cfg.checkpoint_path,
                     model,
