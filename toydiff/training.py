@@ -227,12 +227,14 @@ def train(
     trainset: TensorDataset,
     testset: TensorDataset | None = None,
 ) -> ToyDiffuser:
-    """Train ``model`` with Algorithm 1 and return it, with ``model.noise_schedule`` attached.
+    """Train ``model`` with Algorithm 1 and return it, in eval mode, with ``model.noise_schedule``
+    attached and ``model.run_dir`` set to the run folder (None without ``out_dir``).
 
     ``trainset`` / ``testset``: TensorDatasets of images in model space ``[-1, 1]`` (and labels for
     a conditional model; labels are replaced by the null label with probability
-    ``label_dropout``). Logs train loss, eval loss (per epoch), learning rate and images to wandb
-    and to ``<out_dir>/<run_name>/metrics.jsonl``; draws ``loss_curve.png`` there at the end.
+    ``label_dropout``). Logs train loss, learning rate, eval loss and sample fidelity/diversity
+    (per epoch) to wandb and to ``<out_dir>/<run_name>/metrics.jsonl``, images to wandb only;
+    draws ``loss_curve.png`` in the run folder at the end.
     """
     from toydiff.plotting import plot_loss_curve  # matplotlib is imported only when training
 
