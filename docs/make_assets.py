@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from toydiff import denormalize_img, load_checkpoint, sample
+from toydiff.checkpoint import DEFAULT_CHECKPOINT
 from toydiff.evaluation import denoising_trajectory
 from toydiff.mixture import GaussianMixture, MixtureNoisePredictor
 from toydiff.plotting import (
@@ -42,7 +43,7 @@ def waveforms(length: int = 64) -> torch.Tensor:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / "data" / "gradient_mlp.pt")
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--out", type=Path, default=ROOT / "docs")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -17,6 +17,8 @@ import torch
 from toydiff.model import ToyDiffuser, ToyDiffuserConfig
 from toydiff.schedule import NoiseSchedule
 
+#: The small gradient-image model shipped with the repository (T = 100), the commands' default.
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "gradient_mlp.pt"
 FORMAT = "toydiff-checkpoint"
 VERSION = 1
 

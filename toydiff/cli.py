@@ -13,11 +13,10 @@ from typing import Any
 
 import torch
 
+from toydiff.checkpoint import DEFAULT_CHECKPOINT
 from toydiff.course import add_course_args, run_course
 from toydiff.evaluation import add_evaluate_args, run_evaluate
 from toydiff.grading.command import add_grade_args, run_grade
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "gradient_mlp.pt"
 
 AddArgs = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], int]

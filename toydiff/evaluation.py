@@ -492,11 +492,9 @@ def time_note() -> str:
 
 def add_evaluate_args(p: argparse.ArgumentParser) -> None:
     """Arguments of ``toydiff evaluate``."""
-    p.add_argument(
-        "--checkpoint",
-        type=Path,
-        default=Path(__file__).resolve().parent.parent / "data" / "gradient_mlp.pt",
-    )
+    from toydiff.checkpoint import DEFAULT_CHECKPOINT
+
+    p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     p.add_argument("--out", type=Path, default=Path("outputs/eval"), help="folder for the table")
     p.add_argument(
         "--n-samples", type=int, default=None, help="samples per sampler (default 1000; 64 quick)"
