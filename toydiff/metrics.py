@@ -55,8 +55,7 @@ def gradient_rms(images: Tensor) -> Tensor:
 
 def corner_color_spread(images: Tensor) -> float:
     """Standard deviation of all fitted corner colors (start and end, every channel)."""
-    start, end, _ = fit_gradients(images)
-    return float(torch.cat([start, end]).std())
+    return float(corner_colors(images).std())
 
 
 def corner_colors(images: Tensor) -> Tensor:
