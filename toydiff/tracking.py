@@ -24,6 +24,8 @@ from typing import Any
 
 from torch import Tensor
 
+from toydiff.data import denormalize_img
+
 WANDB_MODES = ("online", "offline", "disabled")
 
 
@@ -137,4 +139,4 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 def to_images(x: Tensor) -> Tensor:
     """Model-space ``[-1, 1]`` to displayable ``[0, 1]`` (no gradient, CPU)."""
-    return ((x.detach().float().cpu() + 1) / 2).clamp(0, 1)
+    return denormalize_img(x.detach().float().cpu())
