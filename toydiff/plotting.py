@@ -119,7 +119,7 @@ def save_trajectory_strip(
 ) -> Path:
     """A strip of the denoising trajectory: ``n_frames`` evenly spaced states of ``steps``
     (a list ``[x_T, ..., x_0]`` of ``(B, C, H, W)`` in [0, 1]) for the first ``n_rows`` images."""
-    idx = torch.linspace(0, len(steps) - 1, min(n_frames, len(steps))).round().long().tolist()
+    idx = _frame_indices(len(steps), n_frames, hold=0)
     rows = min(n_rows, steps[0].shape[0])
     frames = torch.stack([steps[i][:rows] for i in idx], dim=1)  # (rows, frames, C, H, W)
     fig = plot_images(
@@ -127,11 +127,8 @@ def save_trajectory_strip(
         titles=labels or [f"{len(steps) - 1 - i} left" for i in idx],
         ncols=len(idx),
     )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    _save(fig, path)
+    return Path(path)
 
 
 def plot_loss_curve(
@@ -152,11 +149,7 @@ def plot_loss_curve(
     if ax.lines:  # a run too short to log anything still gets its (empty) figure
         ax.legend()
     fig.tight_layout()
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-    return fig
+    return _save(fig, path)
 
 
 def _save(fig: Figure, path: str | os.PathLike[str] | None, dpi: int = 100) -> Figure:
@@ -209,7 +202,7 @@ def save_denoising_strip(
     """
     if len(x_t) != len(x0_pred) or not x_t:
         raise ValueError("x_t and x0_pred must be non-empty lists of the same length")
-    idx = torch.linspace(0, len(x_t) - 1, min(n_frames, len(x_t))).round().long().tolist()
+    idx = _frame_indices(len(x_t), n_frames, hold=0)
     rows = min(n_images, x_t[0].shape[0])
     states = torch.stack([x_t[i][:rows] for i in idx])  # (frames, rows, C, H, W)
     preds = torch.stack([x0_pred[i][:rows] for i in idx])
