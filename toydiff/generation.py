@@ -42,6 +42,7 @@ from toydiff.noise import NoiseStrategies, per_sample_generators
 from toydiff.plotting import save_image, save_image_grid
 from toydiff.samplers import DDIMSampler, DDPMSampler, DPMSolverSampler
 from toydiff.schedule import NoiseSchedule
+from toydiff.timesteps import timestep_sequence
 from toydiff.validation import check_positive_int
 
 METADATA_FILE = "metadata.json"
@@ -49,7 +50,7 @@ GRID_FILE = "samples_grid.png"
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 SAMPLERS = {"ddpm": DDPMSampler, "ddim": DDIMSampler, "dpm-solver": DPMSolverSampler}
 SAMPLER_NAMES = tuple(SAMPLERS)
-NOISE_STRATEGIES = ("standard_normal", "truncated_normal", "pyramid_noise", "latent_blend")
+NOISE_STRATEGIES = tuple(name for name in vars(NoiseStrategies) if not name.startswith("_"))
 
 
 class InferenceModel(nn.Module):
@@ -477,8 +478,6 @@ class ImageGenerator:
     def _timesteps(self, num_steps: int | None, spacing: str) -> Tensor:
         if hasattr(self.sampler, "timesteps"):
             return self.sampler.timesteps(num_steps, spacing)
-        from toydiff.timesteps import timestep_sequence
-
         schedule = self._schedule()
         return timestep_sequence(
             len(schedule), num_steps, spacing, alphas_cumprod=schedule.alpha_bars
