@@ -245,11 +245,13 @@ def run_sample(args: argparse.Namespace) -> int:
 
 
 def _add_generate_args(p: argparse.ArgumentParser) -> None:
+    from toydiff.generation import PRECISIONS
+
     _add_sampler_args(p)
     p.add_argument("--n", type=int, default=64, help="number of images (seeds seed .. seed+n-1)")
     p.add_argument("--seeds", type=int, nargs="+", default=None, help="these seeds instead of --n")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--precision", choices=("float32", "bfloat16"), default="float32")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="float32")
     p.add_argument("--compile", action="store_true", help="torch.compile the network")
     p.add_argument("--png-scale", type=int, default=1, help="enlarge each PNG by this factor")
     p.add_argument(
