@@ -470,7 +470,11 @@ def denoising_trajectory(
         record.x0_pred.append((x0.clamp(-1, 1) if clip_denoised else x0).cpu())
         return eps
 
-    x = torch.randn((n_samples, *model.img_shape), generator=generator, device=device)
+    x = torch.randn(
+        (n_samples, *model_img_shape(model, "denoising_trajectory is for image models")),
+        generator=generator,
+        device=device,
+    )
     with eval_mode(model):
         record.final = ddpm_loop(
             recording, x, coeffs, clip_denoised=clip_denoised, generator=generator
