@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor, nn
 
-from toydiff.checks.common import gen
+from toydiff.checks.common import expect_tensor, gen, max_diff, tensor_diff
 from toydiff.checks.core import CheckReport, SubCheck, exercise, expect, run_checks
 from toydiff.model import ToyDiffuser, ToyDiffuserConfig
 from toydiff.samplers import model_noise_fn
@@ -55,9 +55,7 @@ def _inputs() -> tuple[Tensor, Tensor]:
 def _call(impl: Callable, w: float, t: int = 40) -> tuple[_RecordingModel, Tensor, Tensor, Tensor]:
     model = _RecordingModel()
     x, y = _inputs()
-    out = impl(model, x, t, y, w)
-    expect(isinstance(out, Tensor), f"expected a tensor, got {type(out).__name__}")
-    expect(tuple(out.shape) == SHAPE, f"expected shape {SHAPE}, got {tuple(out.shape)}")
+    out = expect_tensor(impl(model, x, t, y, w), SHAPE)
     return model, x, y, out
 
 
@@ -98,7 +96,7 @@ def _timesteps(impl: Callable) -> None:
 
 def _limit(impl: Callable, w: float, what: str) -> None:
     _, x, y, out = _call(impl, w)
-    err = float((out - _expected(x, y, 40, w)).abs().max())
+    err = max_diff(out, _expected(x, y, 40, w))
     expect(err < 1e-5, f"w={w:g}: not the {what} prediction (off by {err:.3g})")
 
 
@@ -118,8 +116,7 @@ def _real_model(impl: Callable) -> None:
     with torch.no_grad():
         got = impl(model, x, 20, y, 4.0)
         want = model_noise_fn(model, len(y), y=y, guidance_scale=4.0)(x, 20)
-    expect(isinstance(got, Tensor), f"expected a tensor, got {type(got).__name__}")
-    err = float((got - want).abs().max())
+    err = tensor_diff(got, want)
     expect(err < 1e-5, f"differs from toydiff's guided prediction by up to {err:.3g}")
 
 
