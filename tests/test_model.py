@@ -58,6 +58,19 @@ def test_predict_at_equals_forward(options: dict) -> None:
             assert torch.allclose(model.predict_at(x, t, y), full, atol=1e-5), t
 
 
+def test_predict_at_padded_output_layer_equals_forward() -> None:
+    """Large batches take the padded output layer (60 columns computed as 64); same numbers."""
+    model = _model(num_classes=2)
+    b = ToyDiffuser.PAD_MIN_ROWS
+    x, _ = _inputs(b)
+    y = torch.arange(b) % 3
+    with torch.no_grad():
+        full = model(x, torch.full((b,), 31), y)
+        fast = model.predict_at(x, 31, y)
+    assert fast.shape == x.shape and -model.num_pixels % ToyDiffuser.PAD_MULTIPLE == 4
+    assert torch.allclose(fast, full, atol=1e-5)
+
+
 def test_timestep_changes_the_prediction() -> None:
     model = _model()
     x, _ = _inputs()

@@ -23,6 +23,7 @@ from toydiff import (
     sample,
     slerp,
 )
+from toydiff.noise import NoiseStream
 
 T = 1000
 CHI2_7DOF_P001 = 24.32  # chi-square quantile, 7 degrees of freedom, p = 0.001
@@ -426,6 +427,33 @@ def test_seeds_and_given_noise(exact, schedule) -> None:
     a = s.sample((50, 2), 20, x_T=x_T, generator=torch.Generator().manual_seed(1), progress=False)
     b = s.sample((50, 2), 20, x_T=x_T, progress=False)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim-eta-0.5", "algorithm-2"])
+def test_noise_drawn_ahead_on_a_thread_gives_identical_samples(
+    exact, schedule, sampler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper-thread noise stream changes when the draws happen, never their values."""
+
+    torch.manual_seed(0)
+    model = ToyDiffuser(ToyDiffuserConfig((3, 2, 2), 16, T)).eval()
+
+    def run() -> Tensor:
+        g = torch.Generator().manual_seed(7)
+        if sampler == "ddpm":
+            return DDPMSampler(exact, schedule.betas).sample(
+                (40, 2), 30, generator=g, progress=False
+            )
+        if sampler == "ddim-eta-0.5":
+            return DDIMSampler(exact, schedule.alpha_bars).sample(
+                (40, 2), 30, 0.5, generator=g, progress=False
+            )
+        return sample(model, 40, schedule=schedule, num_steps=30, generator=g, progress=False)
+
+    monkeypatch.setattr(NoiseStream, "PREFETCH_MIN_NUMEL", 10**9)
+    inline = run()
+    monkeypatch.setattr(NoiseStream, "PREFETCH_MIN_NUMEL", 1)
+    assert torch.equal(run(), inline)
 
 
 def test_intermediates_and_progress(exact, schedule) -> None:

@@ -30,7 +30,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from toydiff.noise import Generators, normal
+from toydiff.noise import Generators, NoiseStream
 from toydiff.sampling import (
     Keep,
     NoiseFn,
@@ -141,28 +141,30 @@ def ddim_loop(
         coeffs.sqrt_alpha_bar_prev,
     )
     d = coeffs.ddim_direction(eta)
+    sigmas = coeffs.ddim_sigma(eta)
     rows = zip(
         coeffs.timesteps.tolist(),
         (a_prev / a).tolist(),
         (d - a_prev * s / a).tolist(),
         (d / s).tolist(),
-        (a_prev - d * a / s).tolist(),
+        ((a_prev - d * a / s) / a).tolist(),  # the x0 coefficient over a: see a * x0 below
         a.tolist(),
         s.tolist(),
-        coeffs.ddim_sigma(eta).tolist(),
+        sigmas.tolist(),
         strict=True,
     )
-    z = torch.empty_like(x)
-    for t, x_coef, eps_coef, clip_x_coef, clip_x0_coef, a_t, s_t, sigma in rows:
-        eps = eps_fn(x, t)
-        if clip_denoised:
-            x0 = torch.add(x, eps, alpha=-s_t).div_(a_t).clamp_(-1, 1)
-            x.mul_(clip_x_coef).add_(x0, alpha=clip_x0_coef)
-        else:
-            x.mul_(x_coef).add_(eps, alpha=eps_coef)
-        if sigma > 0:
-            x.add_(normal(x.shape, generator=generator, out=z), alpha=sigma)
-        end_step(x, keep, progress)
+    draws = int((sigmas > 0).sum())
+    with NoiseStream(x.shape, draws, generator=generator, device=x.device) as noise:
+        for t, x_coef, eps_coef, clip_x_coef, clip_ax0_coef, a_t, s_t, sigma in rows:
+            eps = eps_fn(x, t)
+            if clip_denoised:  # clamp x0 = (x - s eps) / a to [-1, 1] as a * x0 to [-a, a]
+                ax0 = torch.add(x, eps, alpha=-s_t).clamp_(-a_t, a_t)
+                x.mul_(clip_x_coef).add_(ax0, alpha=clip_ax0_coef)
+            else:
+                x.mul_(x_coef).add_(eps, alpha=eps_coef)
+            if sigma > 0:
+                x.add_(noise.next(), alpha=sigma)
+            end_step(x, keep, progress)
     return x
 
 
@@ -250,7 +252,7 @@ def dpm_solver_loop(
         if order == 1 or x0_prev is None or i == last:
             d = x0
         else:
-            d = torch.add(x0, x0 - x0_prev, alpha=half_inv_r)
+            d = torch.lerp(x0_prev, x0, 1 + half_inv_r)  # (1 + c) x0 - c x0_prev
         x.mul_(x_coef).add_(d, alpha=x0_coef)
         x0_prev = x0
         end_step(x, keep, progress)
