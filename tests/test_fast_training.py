@@ -51,11 +51,11 @@ def test_gradients_equal_autograd(num_classes):
     fast = FastMLPStep.create(model, torch.optim.Adam(model.parameters(), lr=0.0), batch_size=16)
     assert fast is not None
     inputs, x_t, t, eps, y = epoch_data(40, num_classes)  # batches of 16, 16 and a partial 8
-    fast.load_epoch(inputs, t, eps, y)
+    batches = fast.epoch(inputs, t, eps, y)
     for i, start in enumerate(range(0, 40, 16)):
         s = slice(start, start + 16)
-        loss_sum = torch.zeros(())
-        pred = fast.step(i, loss_sum)
+        loss_sum = torch.zeros(1)
+        pred = fast.step(batches[i], loss_sum)
         reference.zero_grad()
         ys = None if y is None else y[s]
         expected_pred = reference.predict(x_t[s], t[s], ys)
@@ -76,13 +76,13 @@ def test_many_steps_match_autograd_adam(num_classes):
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     ref_optimizer = torch.optim.Adam(reference.parameters(), lr=1e-3)
     fast = FastMLPStep.create(model, optimizer, batch_size=32)
-    loss_sum, ref_losses = torch.zeros(()), 0.0
+    loss_sum, ref_losses = torch.zeros(1), 0.0
     for epoch in range(3):
         inputs, x_t, t, eps, y = epoch_data(200, num_classes, seed=epoch)
-        fast.load_epoch(inputs, t, eps, y)
+        batches = fast.epoch(inputs, t, eps, y)
         for i, start in enumerate(range(0, 200, 32)):
             s = slice(start, start + 32)
-            fast.step(i, loss_sum)
+            fast.step(batches[i], loss_sum)
             ys = None if y is None else y[s]
             ref_losses += autograd_step(reference, ref_optimizer, x_t[s], t[s], eps[s], ys)
     fast.close()
@@ -115,9 +115,9 @@ def test_continues_from_existing_adam_state():
         autograd_step(model, optimizer, x_t[s], t[s], eps[s], None)
         autograd_step(reference, ref_optimizer, x_t[s], t[s], eps[s], None)
     fast = FastMLPStep.create(model, optimizer, batch_size=32)
-    fast.load_epoch(inputs, t, eps, None)
+    batches = fast.epoch(inputs, t, eps, None)
     for i, s in enumerate((slice(0, 32), slice(32, 64))):
-        fast.step(i, torch.zeros(()))
+        fast.step(batches[i], torch.zeros(1))
         autograd_step(reference, ref_optimizer, x_t[s], t[s], eps[s], None)
     fast.close()
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):

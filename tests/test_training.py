@@ -120,6 +120,38 @@ def test_resume_continues_epochs_and_optimizer_state(tmp_path: Path) -> None:
         assert torch.equal(done.state_dict()[key], value)
 
 
+@pytest.mark.parametrize("num_classes", [None, 2])
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, num_classes: int | None) -> None:
+    """Each epoch draws from its own seeded stream, so stopping and resuming changes nothing."""
+    images = _data(192).tensors[0]
+    data = (
+        TensorDataset(images)
+        if num_classes is None
+        else TensorDataset(images, torch.arange(192) % 2)
+    )
+    test = TensorDataset(*(t[:64] for t in data.tensors))
+    # eval_samples: the per-epoch sample-quality pass must leave the training draws alone.
+    whole = train(
+        _model(num_classes=num_classes), _config(tmp_path, epochs=3, eval_samples=8), data, test
+    )
+    part = tmp_path / "part.pt"
+    train(
+        _model(num_classes=num_classes),
+        _config(tmp_path, epochs=1, checkpoint_path=str(part), run_name="part"),
+        data,
+        test,
+    )
+    cfg = _config(tmp_path, epochs=3, resume_from=str(part), run_name="resumed")
+    resumed = train(_model(seed=9, num_classes=num_classes), cfg, data, test)
+    for key, value in whole.state_dict().items():
+        assert torch.equal(resumed.state_dict()[key], value), key
+    eval_losses = [
+        [r["eval_loss"] for r in read_metrics(tmp_path / run / "metrics.jsonl") if "eval_loss" in r]
+        for run in ("run", "resumed")
+    ]
+    assert eval_losses[0][1:] == eval_losses[1]
+
+
 def test_resume_from_a_mismatched_checkpoint(tmp_path: Path) -> None:
     path = tmp_path / "m.pt"
     train(_model(), _config(tmp_path, epochs=1, checkpoint_path=str(path)), _data(64))

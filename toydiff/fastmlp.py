@@ -22,12 +22,40 @@ back to autograd.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
 from toydiff.model import ToyDiffuser
 
 _threshold_backward = torch.ops.aten.threshold_backward.grad_input
+
+
+class Workspace(NamedTuple):
+    """The step's buffers for one batch size ``b``: views of the stepper's preallocated tensors."""
+
+    out: Tensor  # (b, P): the prediction, written by the step
+    pred: Tensor  # (b, C, H, W): the same prediction as an image batch
+    h: Tensor  # (b, d): hidden activations
+    gh: Tensor  # (b, d): their gradient
+    gh_t: Tensor  # (d, b): gh transposed
+    diff: Tensor  # (b, P): prediction - target
+    diff_t: Tensor  # (P, b): diff transposed
+    diff_row: Tensor  # (1, b * P): diff flattened, as a matrix
+    diff_flat: Tensor  # (b * P,): diff flattened
+    ones: Tensor  # (b,): for the bias gradients
+    emb: Tensor  # (b, d): the label embeddings
+    scale: float  # 2 / (b * P): d mean-square / d prediction, per unit of diff
+
+
+class FastBatch(NamedTuple):
+    """One batch of an epoch and the workspace of its size."""
+
+    inputs: Tensor  # (b, 1 + P): [t / (T - 1), x_t]
+    target: Tensor  # (b, P): the noise eps
+    y: Tensor | None  # (b,) labels, or None
+    work: Workspace
 
 
 def _plain_adam(optimizer: torch.optim.Optimizer, params: list[Tensor]) -> bool:
@@ -45,7 +73,7 @@ class FastMLPStep:
     """Hand-derived forward, backward and Adam step for the default :class:`ToyDiffuser`.
 
     Use :meth:`create` (None when the model or optimizer is not the supported kind), then per
-    epoch :meth:`load_epoch` and per batch :meth:`step`; :meth:`close` gives the parameters and
+    epoch :meth:`epoch` and per batch :meth:`step`; :meth:`close` gives the parameters and
     optimizer state back their own storage.
     """
 
@@ -107,8 +135,8 @@ class FastMLPStep:
         self.out = torch.empty(batch_size, P)
         self.diff = torch.empty(batch_size, P)
         self.ones = torch.ones(batch_size)
-        self.sq_err = torch.empty(())
-        self.batches: list[tuple[Tensor, ...]] = []
+        self.workspaces: dict[int, Workspace] = {}
+        self.adam_tensors = ([self.theta], [self.grad], [self.exp_avg], [self.exp_avg_sq], [])
 
     @classmethod
     def create(
@@ -130,53 +158,63 @@ class FastMLPStep:
             return None
         return cls(model, optimizer, batch_size)
 
-    def load_epoch(self, inputs: Tensor, t: Tensor, eps: Tensor, y: Tensor | None) -> None:
-        """Take one epoch of Algorithm 1's inputs: ``inputs (N, 1 + P)`` holding x_t in its last
-        ``P`` columns (column 0 is overwritten with ``t / (T - 1)``: the layer-1 input),
-        ``eps (N, C, H, W)``, ``t, y (N,)``. Every batch's views are made here, once.
+    def workspace(self, b: int) -> Workspace:
+        """The buffers for a batch of ``b`` rows (made once per batch size)."""
+        if b not in self.workspaces:
+            out, diff, gh = self.out[:b], self.diff[:b], self.gh[:b]
+            self.workspaces[b] = Workspace(
+                out, out.view(b, *self.model.img_shape), self.h[:b], gh, gh.t(), diff, diff.t(),
+                diff.view(1, -1), diff.view(-1), self.ones[:b], self.emb[:b],
+                2.0 / diff.numel(),
+            )  # fmt: skip
+        return self.workspaces[b]
+
+    def epoch(self, inputs: Tensor, t: Tensor, eps: Tensor, y: Tensor | None) -> list[FastBatch]:
+        """One epoch of Algorithm 1's inputs as batches for :meth:`step`.
+
+        ``inputs (N, 1 + P)`` holds x_t in its last ``P`` columns; column 0 is overwritten here
+        with ``t / (T - 1)``, the layer-1 input. ``eps (N, C, H, W)``, ``t, y (N,)``. Only views
+        are made (the workspaces exist after the first epoch), so this may run on another thread
+        while the previous epoch trains.
         """
         n = inputs.shape[0]
         inputs[:, 0] = self.model.scale_time(t)
-        targets = eps.reshape(n, -1)
         B = self.batch_size
-        labels = y.split(B) if y is not None else [None] * len(inputs.split(B))
-        self.batches = []
-        for inp, target, lab in zip(inputs.split(B), targets.split(B), labels, strict=True):
-            b = inp.shape[0]
-            out = self.out[:b]
-            self.batches.append(
-                (inp, target, lab, out, out.view(b, *self.model.img_shape), 2.0 / target.numel())
+        labels = y.split(B) if y is not None else [None] * -(-n // B)
+        return [
+            FastBatch(inp, target, lab, self.workspace(inp.shape[0]))
+            for inp, target, lab in zip(
+                inputs.split(B), eps.reshape(n, -1).split(B), labels, strict=True
             )
+        ]
 
-    def step(self, i: int, loss_sum: Tensor) -> Tensor:
-        """One Algorithm 1 step on batch ``i`` of the loaded epoch.
+    def step(self, batch: FastBatch, loss_sum: Tensor) -> Tensor:
+        """One Algorithm 1 step on ``batch`` (from :meth:`epoch`).
 
-        Adds the batch's mean squared error to ``loss_sum`` (a 0-d tensor; read it only when
-        logging) and returns the prediction ``(b, C, H, W)`` (valid until the next step).
+        Adds the batch's mean squared error to ``loss_sum`` (a tensor of shape ``(1,)``; read it
+        only when logging) and returns the prediction ``(b, C, H, W)`` (valid until the next step).
         """
-        inp, target, y, out, pred, scale = self.batches[i]
-        b = inp.shape[0]
-        h, gh, diff, ones = self.h[:b], self.gh[:b], self.diff[:b], self.ones[:b]
+        inp, target, y, w = batch
         # Forward.
-        torch.addmm(self.b1, inp, self.W1T, out=h)
+        torch.addmm(self.b1, inp, self.W1T, out=w.h)
         if y is not None:
-            h.add_(torch.index_select(self.E, 0, y, out=self.emb[:b]))
-        h.relu_()
-        torch.addmm(self.b2, h, self.W2T, out=out)
-        torch.sub(out, target, out=diff)
-        flat = diff.view(-1)
-        loss_sum.add_(torch.dot(flat, flat, out=self.sq_err), alpha=scale / 2)
+            w.h.add_(torch.index_select(self.E, 0, y, out=w.emb))
+        w.h.relu_()
+        torch.addmm(self.b2, w.h, self.W2T, out=w.out)
+        torch.sub(w.out, target, out=w.diff)
+        # loss_sum += mean(diff^2), as one matrix-vector product.
+        torch.addmv(loss_sum, w.diff_row, w.diff_flat, alpha=w.scale / 2, out=loss_sum)
         # Backward: d mean((out - target)^2) / d out = scale * diff; scale rides on the alphas.
-        torch.addmm(self.gW2, diff.t(), h, beta=0, alpha=scale, out=self.gW2)
-        torch.addmv(self.gb2, diff.t(), ones, beta=0, alpha=scale, out=self.gb2)
-        torch.mm(diff, self.W2, out=gh)
-        _threshold_backward(gh, h, 0, grad_input=gh)  # ReLU: h > 0 exactly where pre-act > 0
-        torch.addmm(self.gW1, gh.t(), inp, beta=0, alpha=scale, out=self.gW1)
-        torch.addmv(self.gb1, gh.t(), ones, beta=0, alpha=scale, out=self.gb1)
+        torch.addmm(self.gW2, w.diff_t, w.h, beta=0, alpha=w.scale, out=self.gW2)
+        torch.addmv(self.gb2, w.diff_t, w.ones, beta=0, alpha=w.scale, out=self.gb2)
+        torch.mm(w.diff, self.W2, out=w.gh)
+        _threshold_backward(w.gh, w.h, 0, grad_input=w.gh)  # ReLU: h > 0 where pre-act > 0
+        torch.addmm(self.gW1, w.gh_t, inp, beta=0, alpha=w.scale, out=self.gW1)
+        torch.addmv(self.gb1, w.gh_t, w.ones, beta=0, alpha=w.scale, out=self.gb1)
         if y is not None:
-            self.gE.zero_().index_add_(0, y, gh, alpha=scale)
+            self.gE.zero_().index_add_(0, y, w.gh, alpha=w.scale)
         self._adam()
-        return pred
+        return w.pred
 
     def _adam(self) -> None:
         """torch.optim.Adam's update (weight_decay 0) as one fused kernel over the flat buffers
@@ -186,11 +224,7 @@ class FastMLPStep:
         self.step_count += 1
         self.step_tensor.fill_(self.step_count)
         torch._fused_adam_(
-            [self.theta],
-            [self.grad],
-            [self.exp_avg],
-            [self.exp_avg_sq],
-            [],
+            *self.adam_tensors,
             [self.step_tensor],
             lr=group["lr"],
             beta1=beta1,
@@ -215,4 +249,3 @@ class FastMLPStep:
             p.grad = None
             state["exp_avg"] = state["exp_avg"].clone()
             state["exp_avg_sq"] = state["exp_avg_sq"].clone()
-        self.batches = []

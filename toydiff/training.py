@@ -6,13 +6,16 @@
 
 The loop is built for speed on a CPU: the training tensors stay in memory, each epoch draws its
 permutation, timesteps and noise in one go and noises the whole epoch with one vectorized Eq. 4,
-then the steps slice it (no DataLoader). Losses stay on the device and are read only when logged.
+then the steps slice it (no DataLoader). A helper thread draws the next epoch while the current
+one trains (each epoch has its own seeded generator, so this changes no number). Losses stay on
+the device and are read only when logged.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from toydiff.checkpoint import read_checkpoint, save_checkpoint
-from toydiff.fastmlp import FastMLPStep
+from toydiff.fastmlp import FastBatch, FastMLPStep
 from toydiff.forward import reconstruct
 from toydiff.model import ToyDiffuser
 from toydiff.sampling import sample
@@ -151,6 +154,21 @@ def _check_data(model: ToyDiffuser, images: Tensor, labels: Tensor | None, name:
             raise ValueError(f"{name} labels must lie in [0, {K - 1}]")
 
 
+#: The stream of the eval-loss draws: the same (t, eps) every epoch, so the curve shows the model.
+EVAL_STREAM = -1
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """The seed of one of a run's independent random streams: epoch ``e`` draws its permutation,
+    timesteps, noise and label dropout from stream ``e``, the eval loss from ``EVAL_STREAM``.
+
+    Because no epoch's draws depend on another's, a resumed run draws exactly what an
+    uninterrupted one would, and the next epoch can be drawn on a helper thread while this one
+    trains.
+    """
+    return (seed * 0x9E3779B97F4A7C15 + stream) % 2**63
+
+
 class EpochBatches:
     """One epoch of Algorithm 1's inputs, drawn at once: shuffled x_0, t, eps and x_t (Eq. 4).
 
@@ -256,7 +274,7 @@ def train(
         _check_data(model, test_images, test_labels, "testset")
 
     device = torch.device(cfg.device)
-    generator = torch.Generator().manual_seed(cfg.seed) if cfg.seed is not None else None
+    seed = cfg.seed if cfg.seed is not None else int(torch.randint(2**62, ()))
     images = images.to(device)
     labels = labels.to(device) if labels is not None else None
     if test_images is not None:
@@ -283,36 +301,53 @@ def train(
     n = images.shape[0]
     steps_per_epoch = -(-n // cfg.batch_size)
     step = start_epoch * steps_per_epoch
-    running = torch.zeros((), device=device)
+    running = torch.zeros(1, device=device)  # summed batch losses, read only when logged
     running_count = 0
     start = time.perf_counter()
     model.train()
     # The default MLP trains through a hand-written step (same math, far less overhead per step).
     fast = FastMLPStep.create(model, optimizer, cfg.batch_size)
     logs_images = logger.run is not None
+
+    def draw_epoch(epoch: int) -> tuple[EpochBatches, list[FastBatch] | None]:
+        """Epoch ``epoch``'s inputs, from its own generator (see :func:`stream_seed`)."""
+        batches = EpochBatches(
+            images,
+            labels,
+            schedule,
+            null_label=model.null_label,
+            label_dropout=cfg.label_dropout,
+            generator=torch.Generator().manual_seed(stream_seed(seed, epoch)),
+            lead_columns=1 if fast is not None else 0,
+        )
+        if fast is None:
+            return batches, None
+        return batches, fast.epoch(batches.inputs, batches.t, batches.noise, batches.y)
+
+    # A helper thread draws each next epoch while the current one trains. The default MLP's small
+    # steps gain little from intra-op threads, and a second intra-op thread would fight the helper
+    # for the second core, so they run on one thread (restored afterwards).
+    helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toydiff-train-helper")
+    threads = torch.get_num_threads()
+    if fast is not None:
+        torch.set_num_threads(1)
+    if start_epoch < cfg.epochs:
+        next_epoch = helper.submit(draw_epoch, start_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
-            batches = EpochBatches(
-                images,
-                labels,
-                schedule,
-                null_label=model.null_label,
-                label_dropout=cfg.label_dropout,
-                generator=generator,
-                lead_columns=1 if fast is not None else 0,
-            )
+            batches, fast_batches = next_epoch.result()
+            if epoch + 1 < cfg.epochs:
+                next_epoch = helper.submit(draw_epoch, epoch + 1)
             bar = tqdm(
                 range(steps_per_epoch),
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
                 disable=not cfg.progress,
                 leave=False,
             )
-            if fast is not None:
-                fast.load_epoch(batches.inputs, batches.t, batches.noise, batches.y)
             for i in bar:
                 s = slice(i * cfg.batch_size, (i + 1) * cfg.batch_size)
-                if fast is not None:
-                    pred = fast.step(i, running)
+                if fast_batches is not None:
+                    pred = fast.step(fast_batches[i], running)
                 else:
                     y = None if batches.y is None else batches.y[s]
                     pred = model.predict(batches.noised[s], batches.t[s], y)
@@ -342,12 +377,14 @@ def train(
                 if step % cfg.img_log_interval == 0 and cfg.n_images_to_log > 0 and logs_images:
                     _log_images(logger, model, schedule, batches, s, pred, cfg, examples_seen)
             if test_images is not None:
+                eval_generator = torch.Generator().manual_seed(stream_seed(seed, EVAL_STREAM))
                 eval_loss = evaluate_loss(
-                    model, test_images, test_labels, schedule, generator=generator
+                    model, test_images, test_labels, schedule, generator=eval_generator
                 )
                 logger.log({"eval_loss": eval_loss, "epoch": epoch + 1}, step=examples_seen)
             if cfg.eval_samples > 0:
-                _log_sample_quality(logger, model, schedule, cfg, epoch + 1, examples_seen)
+                quality, grid = _sample_quality(model, schedule, cfg, epoch + 1)
+                logger.log(quality, step=examples_seen, images=grid)
             if cfg.checkpoint_path is not None:
                 if fast is not None:
                     fast.sync_state()
@@ -360,6 +397,8 @@ def train(
                     examples_seen=examples_seen,
                 )
     finally:
+        helper.shutdown()
+        torch.set_num_threads(threads)
         if fast is not None:
             fast.close()
         logger.finish()
@@ -399,14 +438,9 @@ def _log_images(
     )
 
 
-def _log_sample_quality(
-    logger: RunLogger,
-    model: ToyDiffuser,
-    schedule: NoiseSchedule,
-    cfg: TrainConfig,
-    epoch: int,
-    step: int,
-) -> None:
+def _sample_quality(
+    model: ToyDiffuser, schedule: NoiseSchedule, cfg: TrainConfig, epoch: int
+) -> tuple[dict[str, float], dict[str, Tensor]]:
     """Fidelity and diversity of ``cfg.eval_samples`` fresh samples (Algorithm 2), and their grid.
 
     The same seed every epoch, so the curves show the model changing rather than the noise; its own
@@ -426,15 +460,12 @@ def _log_sample_quality(
             progress=False,
         )
     )
-    logger.log(
-        {
-            "sample_gradient_rms": float(gradient_rms(samples).mean()),
-            "sample_corner_spread": corner_color_spread(samples),
-            "epoch": epoch,
-        },
-        step=step,
-        images={"sample_grid": make_grid(samples).unsqueeze(0)},
-    )
+    metrics = {
+        "sample_gradient_rms": float(gradient_rms(samples).mean()),
+        "sample_corner_spread": corner_color_spread(samples),
+        "epoch": epoch,
+    }
+    return metrics, {"sample_grid": make_grid(samples).unsqueeze(0)}
 
 
 def _resume(
