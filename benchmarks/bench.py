@@ -14,7 +14,7 @@ Samplers: DDPM-1000, DDIM-50, DDIM-10 and DPM-Solver-20 (the sampler classes, x0
 against a straightforward loop doing the same math, plain, with ``torch.compile`` and with the
 network in bfloat16. The column rel. diff compares the two outputs from the same x_T and noise.
 
-    python benchmarks/bench.py                    # everything (about 10 minutes on 2 cores)
+    python benchmarks/bench.py                    # everything (about 6 minutes on 2 cores)
     python benchmarks/bench.py --quick            # 2 epochs, 2,000 samples: a smoke run
     python benchmarks/bench.py --only sampling --threads 1
 """
@@ -483,7 +483,10 @@ def main() -> None:
         "--only", choices=("training", "sampling", "samplers"), default=None, help="one section"
     )
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch.set_num_threads (0: torch's default)"
+        "--threads",
+        type=int,
+        default=0,
+        help="torch.set_num_threads for both loops (default 0: torch's default, one per core)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="sampling runs per row (best kept)")
     parser.add_argument("--train-repeats", type=int, default=2, help="training runs per loop")

@@ -8,8 +8,7 @@ import pytest
 import torch
 from seeding import gen
 
-import toydiff.noise as noise_module
-from toydiff.noise import NoiseStrategies, NoiseStream, normal, per_sample_generators
+from toydiff.noise import NoiseStrategies, normal, per_sample_generators
 
 
 def test_standard_normal_moments_and_seed() -> None:
@@ -104,50 +103,3 @@ def test_latent_blend_bad_input() -> None:
         NoiseStrategies.latent_blend((2, 3), torch.zeros(4), 0.5)
     with pytest.raises(TypeError, match="reference"):
         NoiseStrategies.latent_blend((2, 3), [0.0, 0.0, 0.0], 0.5)
-
-
-@pytest.mark.parametrize("ahead", [False, True], ids=["inline", "helper-thread"])
-def test_noise_stream_equals_sequential_draws(ahead: bool) -> None:
-    inline = gen(5)
-    expected = [torch.randn(4, 3, generator=inline) for _ in range(6)]
-    g = gen(5)
-    with NoiseStream((4, 3), 6, generator=g, ahead=ahead) as stream:
-        got = [stream.next().clone() for _ in range(6)]
-    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
-    # The generator ends exactly where drawing inline leaves it.
-    assert torch.equal(g.get_state(), inline.get_state())
-    with pytest.raises(RuntimeError, match="all draws"):
-        stream.next()
-
-
-def test_noise_stream_per_sample_generators_and_default_threshold() -> None:
-    seeds = [3, 1, 4]
-    inline = per_sample_generators(seeds)
-    want = [normal((3, 2), generator=inline) for _ in range(3)]
-    with NoiseStream((3, 2), 3, generator=per_sample_generators(seeds), ahead=True) as stream:
-        got = [stream.next().clone() for _ in range(3)]
-    assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
-    assert NoiseStream((4, 3), 5).thread is None  # small draws stay on the caller's thread
-    with NoiseStream((NoiseStream.PREFETCH_MIN_NUMEL,), 5, generator=gen(0)) as big:
-        assert big.thread is not None
-    assert big.thread is None
-
-
-def test_noise_stream_closed_early_stops_its_thread() -> None:
-    stream = NoiseStream((8,), 1000, generator=gen(0), ahead=True)
-    stream.next()
-    thread = stream.thread
-    stream.close()
-    assert thread is not None and not thread.is_alive()
-
-
-def test_noise_stream_hands_a_draw_error_to_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
-    def failing(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("draw failed")
-
-    monkeypatch.setattr(noise_module, "normal", failing)
-    with (
-        NoiseStream((2, 2), 3, generator=gen(0), ahead=True) as stream,
-        pytest.raises(RuntimeError, match="draw failed"),
-    ):
-        stream.next()

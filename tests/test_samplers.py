@@ -23,7 +23,7 @@ from toydiff import (
     sample,
     slerp,
 )
-from toydiff.noise import NoiseStream
+from toydiff.parallel import LoopHelper
 
 T = 1000
 CHI2_7DOF_P001 = 24.32  # chi-square quantile, 7 degrees of freedom, p = 0.001
@@ -433,7 +433,7 @@ def test_seeds_and_given_noise(exact, schedule) -> None:
 def test_noise_drawn_ahead_on_a_thread_gives_identical_samples(
     exact, schedule, sampler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The helper-thread noise stream changes when the draws happen, never their values."""
+    """The helper thread changes where the draws and part of the network run, never a value."""
 
     torch.manual_seed(0)
     model = ToyDiffuser(ToyDiffuserConfig((3, 2, 2), 16, T)).eval()
@@ -450,9 +450,9 @@ def test_noise_drawn_ahead_on_a_thread_gives_identical_samples(
             )
         return sample(model, 40, schedule=schedule, num_steps=30, generator=g, progress=False)
 
-    monkeypatch.setattr(NoiseStream, "PREFETCH_MIN_NUMEL", 10**9)
+    monkeypatch.setattr(LoopHelper, "MIN_NUMEL", 10**9)
     inline = run()
-    monkeypatch.setattr(NoiseStream, "PREFETCH_MIN_NUMEL", 1)
+    monkeypatch.setattr(LoopHelper, "MIN_NUMEL", 1)
     assert torch.equal(run(), inline)
 
 

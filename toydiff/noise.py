@@ -9,18 +9,11 @@ one can see what departs from ``N(0, I)`` and by how much.
 one per sample. With one generator per sample, sample ``i``'s noise depends only on generator ``i``:
 the same seed gives the same noise (and, through a sampler, the same image) whatever batch the
 sample is generated in. :class:`toydiff.generation.ImageGenerator` relies on it.
-
-:class:`NoiseStream` hands a sampler loop its per-step draws. For large batches it draws them on a
-helper thread one step ahead, so that on a multi-core CPU the Gaussian draws (about as costly as
-the network at 10,000 samples) overlap the network instead of following it; the values and their
-order are exactly those of drawing inline.
 """
 
 from __future__ import annotations
 
 import math
-import queue
-import threading
 from collections.abc import Sequence
 
 import torch
@@ -77,92 +70,6 @@ def normal(
     for row, g in zip(out, generator, strict=True):
         torch.randn(row.shape, generator=g, out=row)
     return out
-
-
-class NoiseStream:
-    """``count`` draws of ``normal(shape, generator=generator)``, in order, one per :meth:`next`.
-
-    A sampler loop calls ``next()`` once per step that adds noise; the tensor it returns stays valid
-    until the following call. With ``ahead=True`` (the default for CPU draws of at least
-    ``PREFETCH_MIN_NUMEL`` numbers) a helper thread fills the next buffers while the caller works,
-    so the draws overlap the network. The generator is consumed in the same order either way, so
-    the values are identical; nothing else may draw from ``generator`` while the stream is open.
-    Use it as a context manager (or call :meth:`close`) so an interrupted loop stops the thread.
-    """
-
-    #: Below this many numbers per draw the thread hand-off costs more than it saves.
-    PREFETCH_MIN_NUMEL = 1 << 16
-    #: Buffers in flight: the one the caller holds and the next one being filled.
-    DEPTH = 2
-
-    def __init__(
-        self,
-        shape: Sequence[int],
-        count: int,
-        *,
-        generator: Generators = None,
-        device: str | torch.device = "cpu",
-        ahead: bool | None = None,
-    ) -> None:
-        self.shape = tuple(shape)
-        check_generators(generator, self.shape[0] if self.shape else 0)
-        self.generator = generator
-        self.remaining = count
-        device = torch.device(device)
-        if ahead is None:
-            ahead = (
-                device.type == "cpu" and count > 1 and math.prod(shape) >= self.PREFETCH_MIN_NUMEL
-            )
-        self.held: Tensor | None = None
-        self.thread: threading.Thread | None = None
-        if not ahead:
-            self.buffer = torch.empty(self.shape, device=device) if count > 0 else None
-            return
-        self.free: queue.SimpleQueue[Tensor | None] = queue.SimpleQueue()
-        self.filled: queue.SimpleQueue[Tensor | BaseException] = queue.SimpleQueue()
-        for _ in range(min(self.DEPTH, count)):
-            self.free.put(torch.empty(self.shape, device=device))
-        self.thread = threading.Thread(target=self._fill, args=(count,), daemon=True)
-        self.thread.start()
-
-    def _fill(self, count: int) -> None:
-        """Helper thread: draw ``count`` tensors into free buffers, in order."""
-        try:
-            for _ in range(count):
-                buffer = self.free.get()
-                if buffer is None:  # closed early
-                    return
-                self.filled.put(normal(self.shape, generator=self.generator, out=buffer))
-        except BaseException as error:  # handed to the caller's next()
-            self.filled.put(error)
-
-    def next(self) -> Tensor:
-        """The next draw ``(shape)``; valid until the next call."""
-        if self.remaining <= 0:
-            raise RuntimeError("NoiseStream: all draws have been taken")
-        self.remaining -= 1
-        if self.thread is None:
-            return normal(self.shape, generator=self.generator, out=self.buffer)
-        if self.held is not None:
-            self.free.put(self.held)
-        item = self.filled.get()
-        if isinstance(item, BaseException):
-            raise item
-        self.held = item
-        return item
-
-    def close(self) -> None:
-        """Stop the helper thread (if any) and wait for it."""
-        if self.thread is not None:
-            self.free.put(None)
-            self.thread.join()
-            self.thread = None
-
-    def __enter__(self) -> NoiseStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def per_sample_generators(seeds: Sequence[int]) -> list[torch.Generator]:

@@ -30,9 +30,11 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from toydiff.noise import Generators, NoiseStream
+from toydiff.noise import Generators
+from toydiff.parallel import LoopHelper
 from toydiff.sampling import (
     Keep,
+    ModelNoiseFn,
     NoiseFn,
     Progress,
     check_labels,
@@ -83,14 +85,12 @@ def model_noise_fn(
     *,
     y: Tensor | None = None,
     guidance_scale: float | None = None,
-) -> NoiseFn:
-    """``eps_fn(x (B, ...), t: int) -> eps (B, ...)`` for the sampler loops.
+) -> ModelNoiseFn:
+    """``eps_fn(x (B, ...), t: int) -> eps (B, ...)`` for the sampler loops, after checking the
+    labels and the guidance scale (see :class:`toydiff.sampling.ModelNoiseFn`).
 
-    Without ``guidance_scale`` it is the model (conditioned on ``y`` if given). With it,
-    classifier-free guidance: the batch ``[x; x]`` with labels ``[y; null]`` goes through the
-    model in ONE forward pass, then ``eps = eps_u + w (eps_c - eps_u)`` (w=0: unconditional,
-    w=1: conditional). Guidance needs a class-conditional model (``config.num_classes``; null label
-    ``num_classes``) and labels.
+    Guidance needs a class-conditional model (``config.num_classes``; null label ``num_classes``)
+    and labels.
     """
     labels = check_labels(model, y, batch)
     if guidance_scale is None:
@@ -104,14 +104,7 @@ def model_noise_fn(
         )
     if labels is None:
         raise ValueError(f"guidance_scale needs class labels: pass y as a LongTensor ({batch},)")
-    null = getattr(model, "null_label", num_classes)
-    both = noise_fn(model, torch.cat([labels, torch.full_like(labels, null)]))
-
-    def guided(x: Tensor, t: int) -> Tensor:
-        eps_c, eps_u = both(torch.cat([x, x]), t).chunk(2)
-        return torch.lerp(eps_u, eps_c, w)
-
-    return guided
+    return ModelNoiseFn(model, labels, w, getattr(model, "null_label", num_classes))
 
 
 def ddim_loop(
@@ -154,16 +147,16 @@ def ddim_loop(
         strict=True,
     )
     draws = int((sigmas > 0).sum())
-    with NoiseStream(x.shape, draws, generator=generator, device=x.device) as noise:
+    with LoopHelper(eps_fn, x.shape, draws, generator=generator, device=x.device) as helper:
         for t, x_coef, eps_coef, clip_x_coef, clip_ax0_coef, a_t, s_t, sigma in rows:
-            eps = eps_fn(x, t)
+            eps = helper.eps(x, t)
             if clip_denoised:  # clamp x0 = (x - s eps) / a to [-1, 1] as a * x0 to [-a, a]
                 ax0 = torch.add(x, eps, alpha=-s_t).clamp_(-a_t, a_t)
                 x.mul_(clip_x_coef).add_(ax0, alpha=clip_ax0_coef)
             else:
                 x.mul_(x_coef).add_(eps, alpha=eps_coef)
             if sigma > 0:
-                x.add_(noise.next(), alpha=sigma)
+                x.add_(helper.noise(), alpha=sigma)
             end_step(x, keep, progress)
     return x
 

@@ -11,29 +11,28 @@ with ``sigma_t^2 = beta_tilde_t`` (default) or ``beta_t``. The coefficients come
 
 Random draws follow one order: ``x_T = randn(shape, generator)`` unless given, then one
 ``randn(shape, generator)`` per step that adds noise, after that step's mean. For large batches a
-:class:`toydiff.noise.NoiseStream` makes those per-step draws on a helper thread one step ahead
-(same values, same order), so they overlap the network on a multi-core CPU.
+:class:`toydiff.parallel.LoopHelper` makes those draws on a helper thread a step ahead (same
+values, same order) and computes part of each step's network evaluation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from toydiff.noise import Generators, NoiseStream, check_generators, normal
+from toydiff.noise import Generators, check_generators, normal
+from toydiff.parallel import LoopHelper, NoiseFn
 from toydiff.schedule import NoiseSchedule, StepCoefficients, step_coefficients
 from toydiff.timesteps import timestep_sequence
 from toydiff.validation import check_positive_int
 
 VARIANCES = ("beta_tilde", "beta")
-
-#: ``eps_fn(x, t) -> eps``: the noise prediction for a whole batch at one timestep index.
-NoiseFn = Callable[[Tensor, int], Tensor]
 
 #: ``keep(x)`` is called with the state after every step (for ``return_intermediates``).
 Keep = Callable[[Tensor], None]
@@ -62,20 +61,50 @@ def check_labels(model: nn.Module, y: Any, batch: int) -> Tensor | None:
     return y
 
 
-def noise_fn(model: nn.Module, y: Tensor | None = None) -> NoiseFn:
-    """Wrap ``model`` as ``eps_fn(x, t: int)``.
+def predict(model: nn.Module, x: Tensor, t: int, y: Tensor | None = None) -> Tensor:
+    """``model``'s noise prediction for the batch ``x`` at one timestep index ``t``.
 
     A model with a ``predict_at(x, t, y)`` fast path (``ToyDiffuser``) uses it; any other model is
     called as ``model(x, t_batch)`` or ``model(x, t_batch, y)``, ``t_batch`` a LongTensor ``(B,)``.
     """
     if hasattr(model, "predict_at"):
-        return lambda x, t: model.predict_at(x, t, y)
+        return model.predict_at(x, t, y)
+    t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+    return model(x, t_batch) if y is None else model(x, t_batch, y)
 
-    def call(x: Tensor, t: int) -> Tensor:
-        t_batch = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
-        return model(x, t_batch) if y is None else model(x, t_batch, y)
 
-    return call
+@dataclass(frozen=True)
+class ModelNoiseFn:
+    """``eps_fn(x (B, ...), t: int) -> eps (B, ...)``: what a sampler loop calls at every step.
+
+    The model conditioned on labels ``y (B,)`` if given. With ``guidance`` (classifier-free
+    guidance, scale w) the batch ``[x; x]`` with labels ``[y; null_label]`` goes through the model
+    in ONE forward pass, then ``eps = eps_u + w (eps_c - eps_u)`` (w=0: unconditional, w=1:
+    conditional). ``rows(start, stop)`` is the same function for a block of the batch's rows (its
+    labels sliced), which lets a helper thread compute part of a batch
+    (:class:`toydiff.parallel.LoopHelper`).
+    """
+
+    model: nn.Module
+    y: Tensor | None = None
+    guidance: float | None = None
+    null_label: int | None = None
+
+    def __call__(self, x: Tensor, t: int) -> Tensor:
+        if self.guidance is None:
+            return predict(self.model, x, t, self.y)
+        assert self.y is not None and self.null_label is not None  # checked by model_noise_fn
+        labels = torch.cat([self.y, torch.full_like(self.y, self.null_label)])
+        eps_c, eps_u = predict(self.model, torch.cat([x, x]), t, labels).chunk(2)
+        return torch.lerp(eps_u, eps_c, self.guidance)
+
+    def rows(self, start: int, stop: int) -> ModelNoiseFn:
+        return replace(self, y=None if self.y is None else self.y[start:stop])
+
+
+def noise_fn(model: nn.Module, y: Tensor | None = None) -> ModelNoiseFn:
+    """``model`` (conditioned on ``y`` if given) as ``eps_fn(x, t: int)``; see :func:`predict`."""
+    return ModelNoiseFn(model, y)
 
 
 def initial_noise(
@@ -214,16 +243,16 @@ def ddpm_loop(
         strict=True,
     )
     last = len(coeffs) - 1
-    with NoiseStream(x.shape, last, generator=generator, device=x.device) as noise:
+    with LoopHelper(eps_fn, x.shape, last, generator=generator, device=x.device) as helper:
         for i, (t, recip_sqrt_a, eps_c, a, s, c_ax0, c_xt, sigma) in enumerate(rows):
-            eps = eps_fn(x, t)
+            eps = helper.eps(x, t)
             if clip_denoised:
                 ax0 = torch.add(x, eps, alpha=-s).clamp_(-a, a)
                 x.mul_(c_xt).add_(ax0, alpha=c_ax0)
             else:
                 x.add_(eps, alpha=-eps_c).mul_(recip_sqrt_a)
             if i < last:  # Algorithm 2: z = 0 at the last step
-                x.add_(noise.next(), alpha=sigma)
+                x.add_(helper.noise(), alpha=sigma)
             end_step(x, keep, progress)
     return x
 

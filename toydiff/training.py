@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from toydiff.checkpoint import read_checkpoint, save_checkpoint
 from toydiff.fastmlp import FastBatch, FastMLPStep
 from toydiff.forward import reconstruct
 from toydiff.model import ToyDiffuser
+from toydiff.parallel import one_intra_op_thread
 from toydiff.sampling import sample
 from toydiff.schedule import SCHEDULE_KINDS, NoiseSchedule, extract
 from toydiff.tracking import WANDB_MODES, RunLogger, resolve_wandb_mode, to_images
@@ -324,13 +326,13 @@ def train(
             return batches, None
         return batches, fast.epoch(batches.inputs, batches.t, batches.noise, batches.y)
 
-    # A helper thread draws each next epoch while the current one trains. The default MLP's small
-    # steps gain little from intra-op threads, and a second intra-op thread would fight the helper
-    # for the second core, so they run on one thread (restored afterwards).
+    # A helper thread draws each next epoch while the current one trains (toydiff.parallel). The
+    # default MLP's small steps gain little from intra-op threads, and a second intra-op thread
+    # would fight the helper for the second core, so they run on one thread.
     helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toydiff-train-helper")
-    threads = torch.get_num_threads()
+    threads = ExitStack()
     if fast is not None:
-        torch.set_num_threads(1)
+        threads.enter_context(one_intra_op_thread())
     if start_epoch < cfg.epochs:
         next_epoch = helper.submit(draw_epoch, start_epoch)
     try:
@@ -398,7 +400,7 @@ def train(
                 )
     finally:
         helper.shutdown()
-        torch.set_num_threads(threads)
+        threads.close()
         if fast is not None:
             fast.close()
         logger.finish()
