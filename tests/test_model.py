@@ -71,6 +71,23 @@ def test_predict_at_padded_output_layer_equals_forward() -> None:
     assert torch.allclose(fast, full, atol=1e-5)
 
 
+def test_predict_at_writes_into_a_given_output_matrix() -> None:
+    model = _model()
+    x, _ = _inputs(8)
+    with torch.no_grad():
+        expected = model.predict_at(x, 9)
+        for width in (60, 64, 70):  # C*H*W = 60; wider matrices pad the output layer
+            out = torch.full((8, width), float("nan"))
+            got = model.predict_at(x, 9, out=out)
+            assert got.data_ptr() == out.data_ptr() and torch.allclose(got, expected, atol=1e-6)
+            assert torch.equal(out[:, 60:], torch.zeros(8, width - 60))
+        with pytest.raises(ValueError, match="out must be"):
+            model.predict_at(x, 9, out=torch.empty(8, 59))
+        with pytest.raises(ValueError, match="out must be"):
+            model.predict_at(x, 9, out=torch.empty(7, 64))
+    assert model.output_columns(8) == 60 and model.output_columns(ToyDiffuser.PAD_MIN_ROWS) == 64
+
+
 def test_timestep_changes_the_prediction() -> None:
     model = _model()
     x, _ = _inputs()

@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -31,6 +32,26 @@ from toydiff.noise import Generators, check_generators, normal
 
 #: ``eps_fn(x, t) -> eps``: the noise prediction for a whole batch at one timestep index.
 NoiseFn = Callable[[Tensor, int], Tensor]
+
+
+@runtime_checkable
+class BlockNoiseFn(Protocol):
+    """A noise function whose batch can be computed in blocks of rows into one buffer (as
+    :class:`toydiff.sampling.ModelNoiseFn` can)."""
+
+    def __call__(self, x: Tensor, t: int) -> Tensor: ...
+
+    def rows(self, start: int, stop: int) -> BlockNoiseFn:
+        """The same function for rows ``start:stop`` of the batch."""
+        ...
+
+    def buffer(self, shape: Sequence[int]) -> Tensor:
+        """A ``(B, W)`` matrix for a batch of ``shape``."""
+        ...
+
+    def into(self, x: Tensor, t: int, out: Tensor) -> Tensor:
+        """``self(x, t)`` written into ``out`` (rows of a buffer), returned as ``x``'s shape."""
+        ...
 
 
 @contextmanager
@@ -50,10 +71,10 @@ class LoopHelper:
     A loop calls :meth:`eps` once per step (instead of ``eps_fn(x, t)``) and :meth:`noise` once per
     step that adds noise; ``draws`` is how many times it will call :meth:`noise`.
 
-    For a large CPU batch (at least ``MIN_NUMEL`` numbers per draw, or per state when nothing is
-    drawn) a helper thread takes, in order, for every step: the noise prediction for the last
-    ``helper_share`` of the rows (when ``eps_fn`` has ``rows(start, stop)``, as
-    :class:`toydiff.sampling.ModelNoiseFn` does), then the next step's draw. The loop computes the
+    For a loop that draws, on a large CPU batch (at least ``MIN_NUMEL`` numbers per draw), a
+    helper thread takes, in order, for every step: the noise prediction for the last
+    ``HELPER_SHARE`` of the rows (when ``eps_fn`` is a :class:`BlockNoiseFn`, as
+    :class:`toydiff.sampling.ModelNoiseFn` is), then the next step's draw. The loop computes the
     other rows meanwhile, so both cores work. Draws come from ``generator`` in the same order as
     drawing inline, so the values are identical; nothing else may draw from ``generator`` while the
     helper is open. Splitting the rows computes each row exactly as the whole batch would on this
@@ -95,7 +116,13 @@ class LoopHelper:
             return
         self.previous_threads = torch.get_num_threads()
         torch.set_num_threads(1)
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toydiff-sampler")
+        # Grad mode is per thread: the helper takes the loop's (no_grad while sampling).
+        self.executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="toydiff-sampler",
+            initializer=torch.set_grad_enabled,
+            initargs=(torch.is_grad_enabled(),),
+        )
         # Three buffers: the draw the loop holds, the one being filled and the one after it.
         self.buffers = [torch.empty(self.shape, device=device) for _ in range(min(3, draws))]
         self.pending: deque[Future[Tensor]] = deque()
@@ -103,10 +130,14 @@ class LoopHelper:
         self._submit_draw()
         batch = self.shape[0]
         split = round(batch * (1 - self.HELPER_SHARE))
-        self.split = split if hasattr(eps_fn, "rows") and 0 < split < batch else None
+        self.split = split if isinstance(eps_fn, BlockNoiseFn) and 0 < split < batch else None
         if self.split is not None:
-            self.eps_head = eps_fn.rows(0, self.split)  # type: ignore[attr-defined]
-            self.eps_tail = eps_fn.rows(self.split, batch)  # type: ignore[attr-defined]
+            assert isinstance(eps_fn, BlockNoiseFn)
+            # Both blocks write into one buffer: no concatenation, one kernel shape throughout.
+            self.out = eps_fn.buffer(self.shape)
+            self.eps_all = self.out[:, : math.prod(self.shape[1:])].view(self.shape)
+            self.head = eps_fn.rows(0, self.split)
+            self.tail = eps_fn.rows(self.split, batch)
 
     def _submit_draw(self) -> None:
         """Queue the next draw on the helper, at most two ahead of the loop."""
@@ -118,16 +149,18 @@ class LoopHelper:
             self.submitted += 1
 
     def eps(self, x: Tensor, t: int) -> Tensor:
-        """``eps_fn(x, t)`` for the whole batch ``x (B, ...)``."""
+        """``eps_fn(x, t)`` for the whole batch ``x (B, ...)``; valid until the next call."""
         if self.executor is None:
             return self.eps_fn(x, t)
         if self.split is None:
             self._submit_draw()  # drawn while the loop evaluates the network
             return self.eps_fn(x, t)
-        tail = self.executor.submit(self.eps_tail, x[self.split :], t)
+        a = self.split
+        tail = self.executor.submit(self.tail.into, x[a:], t, self.out[a:])
         self._submit_draw()  # queued behind the tail: drawn while the loop finishes the step
-        head = self.eps_head(x[: self.split], t)
-        return torch.cat([head, tail.result()])
+        self.head.into(x[:a], t, self.out[:a])
+        tail.result()
+        return self.eps_all
 
     def noise(self) -> Tensor:
         """The next draw ``normal(shape, generator)``; valid until the next call."""

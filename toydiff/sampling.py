@@ -17,6 +17,7 @@ values, same order) and computes part of each step's network evaluation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
@@ -100,6 +101,26 @@ class ModelNoiseFn:
 
     def rows(self, start: int, stop: int) -> ModelNoiseFn:
         return replace(self, y=None if self.y is None else self.y[start:stop])
+
+    def buffer(self, shape: Sequence[int]) -> Tensor:
+        """A ``(B, W)`` matrix that :meth:`into` fills for a batch of ``shape``, block by block."""
+        width = math.prod(shape[1:])
+        if self.guidance is None and hasattr(self.model, "output_columns"):
+            width = self.model.output_columns(shape[0])
+        return torch.empty(shape[0], width, device=model_device(self.model))
+
+    def into(self, x: Tensor, t: int, out: Tensor) -> Tensor:
+        """``self(x, t)`` written into ``out``, rows of a :meth:`buffer`; returns it as ``x``'s
+        shape (a view)."""
+        if self.guidance is None and hasattr(self.model, "output_columns"):
+            return self.model.predict_at(x, t, self.y, out=out)
+        eps = out[:, : math.prod(x.shape[1:])].view(x.shape)
+        if self.guidance is None:
+            return eps.copy_(predict(self.model, x, t, self.y))
+        assert self.y is not None and self.null_label is not None
+        labels = torch.cat([self.y, torch.full_like(self.y, self.null_label)])
+        eps_c, eps_u = predict(self.model, torch.cat([x, x]), t, labels).chunk(2)
+        return torch.lerp(eps_u, eps_c, self.guidance, out=eps)
 
 
 def noise_fn(model: nn.Module, y: Tensor | None = None) -> ModelNoiseFn:
