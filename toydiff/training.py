@@ -47,6 +47,8 @@ class TrainConfig:
     ``wandb_mode`` is ``"offline"`` (default), ``"online"`` (only if logged in) or ``"disabled"``;
     the reference texts' ``enable_wandb`` maps to online/disabled when ``wandb_mode`` is None.
     ``out_dir``: where the run folder (metrics.jsonl, loss_curve.png, wandb/) goes; None for none.
+    ``seed``: every training and eval-loss draw comes from a generator seeded from it (one per
+    epoch, see :func:`stream_seed`); None takes a seed from torch's global generator.
     ``eval_samples``: samples drawn after every epoch to log ``sample_gradient_rms`` (fidelity) and
     ``sample_corner_spread`` (diversity) with a sample grid; 0 turns it off.
     """
