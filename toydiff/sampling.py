@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -91,13 +91,21 @@ class ModelNoiseFn:
     guidance: float | None = None
     null_label: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.guidance is not None and (self.y is None or self.null_label is None):
+            raise ValueError("guidance needs class labels y and the model's null_label")
+
     def __call__(self, x: Tensor, t: int) -> Tensor:
         if self.guidance is None:
             return predict(self.model, x, t, self.y)
-        assert self.y is not None and self.null_label is not None  # checked by model_noise_fn
-        labels = torch.cat([self.y, torch.full_like(self.y, self.null_label)])
+        return torch.lerp(*self._unconditional_conditional(x, t), self.guidance)
+
+    def _unconditional_conditional(self, x: Tensor, t: int) -> tuple[Tensor, Tensor]:
+        """``(eps_u, eps_c)`` from one forward pass over ``[x; x]`` with labels ``[y; null]``."""
+        y = cast(Tensor, self.y)
+        labels = torch.cat([y, torch.full_like(y, cast(int, self.null_label))])
         eps_c, eps_u = predict(self.model, torch.cat([x, x]), t, labels).chunk(2)
-        return torch.lerp(eps_u, eps_c, self.guidance)
+        return eps_u, eps_c
 
     def rows(self, start: int, stop: int) -> ModelNoiseFn:
         return replace(self, y=None if self.y is None else self.y[start:stop])
@@ -117,10 +125,7 @@ class ModelNoiseFn:
         eps = out[:, : math.prod(x.shape[1:])].view(x.shape)
         if self.guidance is None:
             return eps.copy_(predict(self.model, x, t, self.y))
-        assert self.y is not None and self.null_label is not None
-        labels = torch.cat([self.y, torch.full_like(self.y, self.null_label)])
-        eps_c, eps_u = predict(self.model, torch.cat([x, x]), t, labels).chunk(2)
-        return torch.lerp(eps_u, eps_c, self.guidance, out=eps)
+        return torch.lerp(*self._unconditional_conditional(x, t), self.guidance, out=eps)
 
 
 def noise_fn(model: nn.Module, y: Tensor | None = None) -> ModelNoiseFn:
