@@ -22,7 +22,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -114,8 +114,8 @@ class LoopHelper:
         if not enabled:
             self.buffer = torch.empty(self.shape, device=device) if draws > 0 else None
             return
-        self.previous_threads = torch.get_num_threads()
-        torch.set_num_threads(1)
+        self.threads = ExitStack()
+        self.threads.enter_context(one_intra_op_thread())
         # Grad mode is per thread: the helper takes the loop's (no_grad while sampling).
         self.executor = ThreadPoolExecutor(
             max_workers=1,
@@ -178,7 +178,7 @@ class LoopHelper:
         if self.executor is not None:
             self.executor.shutdown(wait=True, cancel_futures=True)
             self.executor = None
-            torch.set_num_threads(self.previous_threads)
+            self.threads.close()
 
     def __enter__(self) -> LoopHelper:
         return self
