@@ -6,9 +6,9 @@
 
 The loop is built for speed on a CPU: the training tensors stay in memory, each epoch draws its
 permutation, timesteps and noise in one go and noises the whole epoch with one vectorized Eq. 4,
-then the steps slice it (no DataLoader). A helper thread draws the next epoch while the current
-one trains (each epoch has its own seeded generator, so this changes no number). Losses stay on
-the device and are read only when logged.
+then the steps slice it (no DataLoader). For the default MLP a helper thread draws the next epoch
+while the current one trains (each epoch has its own seeded generator, so this changes no
+number). Losses stay on the device and are read only when logged.
 """
 
 from __future__ import annotations
@@ -328,20 +328,26 @@ def train(
             return batches, None
         return batches, fast.epoch(batches.inputs, batches.t, batches.noise, batches.y)
 
-    # A helper thread draws each next epoch while the current one trains (toydiff.parallel). The
-    # default MLP's small steps gain little from intra-op threads, and a second intra-op thread
-    # would fight the helper for the second core, so they run on one thread.
-    helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toydiff-train-helper")
+    # With the fast step, a helper thread draws each next epoch while the current one trains
+    # (toydiff.parallel), and the steps run on one intra-op thread: at batch 128 they gain little
+    # from a second one, which would fight the helper for the second core. Other models keep
+    # torch's threads for their larger kernels and draw each epoch inline (a helper next to two
+    # intra-op threads made them 3x slower on two cores).
     threads = ExitStack()
+    helper = None
     if fast is not None:
         threads.enter_context(one_intra_op_thread())
-    if start_epoch < cfg.epochs:
-        next_epoch = helper.submit(draw_epoch, start_epoch)
+        helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toydiff-train-helper")
+        if start_epoch < cfg.epochs:
+            next_epoch = helper.submit(draw_epoch, start_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
-            batches, fast_batches = next_epoch.result()
-            if epoch + 1 < cfg.epochs:
-                next_epoch = helper.submit(draw_epoch, epoch + 1)
+            if helper is None:
+                batches, fast_batches = draw_epoch(epoch)
+            else:
+                batches, fast_batches = next_epoch.result()
+                if epoch + 1 < cfg.epochs:
+                    next_epoch = helper.submit(draw_epoch, epoch + 1)
             bar = tqdm(
                 range(steps_per_epoch),
                 desc=f"epoch {epoch + 1}/{cfg.epochs}",
@@ -401,7 +407,8 @@ def train(
                     examples_seen=examples_seen,
                 )
     finally:
-        helper.shutdown()
+        if helper is not None:
+            helper.shutdown()
         threads.close()
         if fast is not None:
             fast.close()
