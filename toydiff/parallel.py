@@ -5,8 +5,8 @@ come from one generator in one order (so that seeds reproduce results). Intra-op
 each kernel across cores, which pays off poorly at these sizes; a helper thread that takes whole
 pieces of work off the loop pays off better:
 
-* training (:func:`toydiff.train`): the helper draws and noises the next epoch while this one
-  trains;
+* training (:func:`toydiff.train`, default MLP): the helper draws and noises the next epoch
+  while this one trains;
 * sampling (:class:`LoopHelper`): the helper draws the next step's Gaussian noise (at 10,000
   samples about as costly as the network) and computes the noise prediction for a share of the
   batch's rows, while the loop computes the rest.
