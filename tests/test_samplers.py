@@ -429,14 +429,16 @@ def test_seeds_and_given_noise(exact, schedule) -> None:
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("sampler", ["ddpm", "ddim-eta-0.5", "algorithm-2"])
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim-eta-0.5", "algorithm-2", "guided-ddpm"])
 def test_noise_drawn_ahead_on_a_thread_gives_identical_samples(
     exact, schedule, sampler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The helper thread changes where the draws and part of the network run, never a value."""
-
+    """The helper thread changes where the draws and part of the network run, never a value:
+    the exact model (rows copied into the shared buffer), a ToyDiffuser (rows written there by
+    predict_at) and a guided one (the guidance mix written there)."""
     torch.manual_seed(0)
-    model = ToyDiffuser(ToyDiffuserConfig((3, 2, 2), 16, T)).eval()
+    model = ToyDiffuser(ToyDiffuserConfig((3, 2, 2), 16, T, num_classes=3)).eval()
+    y = torch.arange(40) % 3
 
     def run() -> Tensor:
         g = torch.Generator().manual_seed(7)
@@ -447,6 +449,10 @@ def test_noise_drawn_ahead_on_a_thread_gives_identical_samples(
         if sampler == "ddim-eta-0.5":
             return DDIMSampler(exact, schedule.alpha_bars).sample(
                 (40, 2), 30, 0.5, generator=g, progress=False
+            )
+        if sampler == "guided-ddpm":
+            return DDPMSampler(model, schedule.betas).sample(
+                (40, 3, 2, 2), 30, y=y, guidance_scale=3.0, generator=g, progress=False
             )
         return sample(model, 40, schedule=schedule, num_steps=30, generator=g, progress=False)
 

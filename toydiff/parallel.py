@@ -112,7 +112,7 @@ class LoopHelper:
             enabled = torch.device(device).type == "cpu" and draws > 0 and large
         self.executor: ThreadPoolExecutor | None = None
         if not enabled:
-            self.buffer = torch.empty(self.shape, device=device) if draws > 0 else None
+            self.buffers = [torch.empty(self.shape, device=device) for _ in range(min(1, draws))]
             return
         self.threads = ExitStack()
         self.threads.enter_context(one_intra_op_thread())
@@ -130,9 +130,9 @@ class LoopHelper:
         self._submit_draw()
         batch = self.shape[0]
         split = round(batch * (1 - self.HELPER_SHARE))
-        self.split = split if isinstance(eps_fn, BlockNoiseFn) and 0 < split < batch else None
-        if self.split is not None:
-            assert isinstance(eps_fn, BlockNoiseFn)
+        self.split: int | None = None
+        if isinstance(eps_fn, BlockNoiseFn) and 0 < split < batch:
+            self.split = split
             # Both blocks write into one buffer: no concatenation, one kernel shape throughout.
             self.out = eps_fn.buffer(self.shape)
             self.eps_all = self.out[:, : math.prod(self.shape[1:])].view(self.shape)
@@ -140,8 +140,8 @@ class LoopHelper:
             self.tail = eps_fn.rows(self.split, batch)
 
     def _submit_draw(self) -> None:
-        """Queue the next draw on the helper, at most two ahead of the loop."""
-        if self.executor is not None and self.submitted < self.draws and len(self.pending) < 2:
+        """Queue the next draw on the helper (threaded mode), at most two ahead of the loop."""
+        if self.submitted < self.draws and len(self.pending) < 2:
             buffer = self.buffers[self.submitted % len(self.buffers)]
             self.pending.append(
                 self.executor.submit(normal, self.shape, generator=self.generator, out=buffer)
@@ -168,7 +168,7 @@ class LoopHelper:
             raise RuntimeError("LoopHelper: all draws have been taken")
         self.taken += 1
         if self.executor is None:
-            return normal(self.shape, generator=self.generator, out=self.buffer)
+            return normal(self.shape, generator=self.generator, out=self.buffers[0])
         if not self.pending:  # more noise() than eps() calls so far
             self._submit_draw()
         return self.pending.popleft().result()
